@@ -1,0 +1,111 @@
+"""One Ray instance and one Serve application for the whole integration session."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import ray
+import redis
+from ray import serve
+
+from tests.conftest import free_port
+from workers_core.config import QueueOverrides, Settings
+from workers_core.deployments.app import build_platform
+from workers_core.local.redis_server import RedisServer
+
+APP_NAME = "workers"
+TERMINAL = {"succeeded", "failed", "dead", "cancelled"}
+
+
+@dataclass
+class Platform:
+    """The running platform as a test sees it."""
+
+    url: str
+    settings: Settings
+    redis_server: RedisServer
+    http: httpx.Client
+
+    @property
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.redis_server.url, decode_responses=True)
+
+    def submit(self, task: str, payload: dict[str, Any], **extra: Any) -> str:
+        headers = extra.pop("headers", {})
+        resp = self.http.post("/v1/jobs", json={"task": task, "payload": payload, **extra},
+                              headers=headers)
+        assert resp.status_code in (200, 202), resp.text
+        return str(resp.json()["id"])
+
+    def job(self, job_id: str, wait_s: float = 0) -> dict[str, Any]:
+        resp = self.http.get(f"/v1/jobs/{job_id}", params={"wait": wait_s},
+                             timeout=wait_s + 10)
+        assert resp.status_code == 200, resp.text
+        return dict(resp.json())
+
+    def wait_done(self, job_id: str, timeout_s: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            job = self.job(job_id, wait_s=min(10, max(deadline - time.monotonic(), 0)))
+            if job["status"] in TERMINAL or time.monotonic() > deadline:
+                return job
+
+    def wait_status(self, job_id: str, status: str, timeout_s: float = 30) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while (job := self.job(job_id))["status"] != status:
+            assert time.monotonic() < deadline, f"job stayed {job['status']}, not {status}"
+            time.sleep(0.1)
+        return job
+
+
+def _wait_ready(http: httpx.Client, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if http.get("/readyz").status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    raise AssertionError("the platform did not become ready")
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[None]:
+    # Logical CPUs: replicas reserve fractions; the machine has 2 real cores.
+    ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False,
+             namespace="workers-core-tests")
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def platform(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    server = RedisServer(Path(tmp_path_factory.mktemp("platform-redis")), free_port())
+    server.start()
+    port = free_port()
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        redis_url=server.url,
+        redis_prefix="it",
+        visibility_timeout_s=3.0,
+        read_block_ms=200,
+        shutdown_grace_s=2.0,
+        max_body_bytes=64 * 1024,
+        queues={"debug": QueueOverrides(replicas=2)},
+        log_json=True,
+    )
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(build_platform(settings), name=APP_NAME, route_prefix="/")
+    url = f"http://127.0.0.1:{port}"
+    with httpx.Client(base_url=url, timeout=30) as http:
+        _wait_ready(http)
+        yield Platform(url=url, settings=settings, redis_server=server, http=http)
+    serve.shutdown()
+    server.stop()

@@ -1,0 +1,106 @@
+"""The one settings object (env prefix ``WORKERS_``, ``.env`` supported).
+
+Read once at the edge (CLI, app builder) and passed down; nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from redis import exceptions as redis_errors
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+
+
+class QueueOverrides(BaseModel):
+    """Per-queue overrides of what the task types declare (resources, replicas, limits)."""
+
+    num_cpus: float | None = Field(default=None, ge=0)
+    num_gpus: float | None = Field(default=None, ge=0)
+    memory_mb: int | None = Field(default=None, ge=0)
+    replicas: int | None = Field(default=None, ge=0, description="Fixed replica count.")
+    concurrency: int | None = Field(default=None, ge=1)
+    time_limit_s: float | None = Field(default=None, gt=0)
+    visibility_timeout_s: float | None = Field(default=None, gt=0)
+
+    @field_validator("num_cpus", "num_gpus")
+    @classmethod
+    def _ray_fraction_rule(cls, v: float | None) -> float | None:
+        # Ray: quantities above 1 must be whole numbers (ray _common/ray_option_utils.py).
+        if v is not None and v > 1 and v != int(v):
+            raise ValueError("quantities above 1 must be whole numbers")
+        return v
+
+
+class Settings(BaseSettings):
+    """Everything the platform can be told; every field is in `.env.example`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WORKERS_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # Redis: the durable ledger and queues.
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_password: SecretStr | None = None
+    redis_prefix: str = Field(default="wc", pattern=r"^[A-Za-z0-9_.-]+$")
+    redis_socket_timeout_s: float = Field(default=5.0, gt=0)
+    redis_connect_timeout_s: float = Field(default=1.0, gt=0)
+
+    # Jobs.
+    result_ttl_s: int = Field(default=7 * 24 * 3600, gt=0)
+    idempotency_ttl_s: int = Field(default=7 * 24 * 3600, gt=0)
+    events_maxlen: int = Field(default=100_000, gt=0)
+    dlq_maxlen: int = Field(default=100_000, gt=0)
+    default_max_attempts: int = Field(default=3, ge=1, le=100)
+    max_batch_size: int = Field(default=1000, ge=1, le=10_000)
+    max_body_bytes: int = Field(default=1_048_576, gt=0)
+    max_wait_s: float = Field(default=60.0, gt=0)
+
+    # Consumers (pool replicas).
+    visibility_timeout_s: float = Field(default=60.0, gt=0)
+    read_block_ms: int = Field(default=1000, ge=1)
+    read_batch_size: int = Field(default=32, ge=1)
+    shutdown_grace_s: float = Field(default=15.0, ge=0)
+
+    # HTTP gateway.
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=1, le=65535)
+    gateway_replicas: int = Field(default=1, ge=1)
+    gateway_max_ongoing_requests: int = Field(default=200, ge=1)
+    gateway_max_queued_requests: int = Field(default=1000, ge=1)
+    gateway_num_cpus: float = Field(default=0.5, ge=0)
+    backpressure_retry_after_s: int = Field(default=2, ge=1)
+
+    # Pools.
+    queues: dict[str, QueueOverrides] = Field(default_factory=dict)
+    enabled_queues: list[str] | None = Field(
+        default=None, description="Deploy only these queues (default: every discovered one)."
+    )
+
+    # Local stack (`workers-core up`).
+    data_dir: Path = Path(".workers-core")
+    dashboard_port: int = Field(default=8265, ge=1, le=65535)
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    def overrides_for(self, queue: str) -> QueueOverrides:
+        return self.queues.get(queue, QueueOverrides())
+
+    def redis_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``redis.asyncio.from_url`` (password kept out of the URL)."""
+        # A pooled connection that went stale (Redis restarted) fails on first use: retry
+        # connection errors only; a timeout may mean the command ran, so it is not retried.
+        kwargs: dict[str, Any] = {
+            "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3),
+            "retry_on_error": [redis_errors.ConnectionError],
+            "socket_timeout": self.redis_socket_timeout_s,
+            "socket_connect_timeout": self.redis_connect_timeout_s,
+            "health_check_interval": 15,
+            "decode_responses": True,
+        }
+        if self.redis_password is not None:
+            kwargs["password"] = self.redis_password.get_secret_value()
+        return kwargs

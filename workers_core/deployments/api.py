@@ -1,0 +1,229 @@
+"""The HTTP API (FastAPI). Routes only translate HTTP to store calls; the store does the work."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Protocol
+
+from fastapi import FastAPI, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+
+from workers_core import __version__
+from workers_core.config import Settings
+from workers_core.deployments import problems
+from workers_core.deployments.completion import CompletionWaiter
+from workers_core.errors import InvalidPayload
+from workers_core.jobs.models import (
+    BatchAccepted,
+    BatchSubmission,
+    Job,
+    JobAccepted,
+    JobPage,
+    JobStatus,
+    JobSubmission,
+    QueueStats,
+)
+from workers_core.jobs.store import JobStore, NewJob
+from workers_core.tasks.registry import TaskCatalog
+
+
+class PoolProbe(Protocol):
+    async def __call__(self, queue: str, timeout_s: float) -> str | None:
+        """None if the pool answers, else why not."""
+
+
+@dataclass
+class GatewayState:
+    settings: Settings
+    store: JobStore
+    catalog: TaskCatalog
+    waiter: CompletionWaiter
+    probe_pool: PoolProbe | None = None
+    queues: list[str] = field(default_factory=list)
+
+
+class TaskInfo(BaseModel):
+    name: str
+    queue: str
+    max_attempts: int
+    time_limit_s: float
+    rate_limit: str | None
+    payload_schema: dict[str, Any]
+    result_schema: dict[str, Any]
+
+
+def _state(request: Request) -> GatewayState:
+    state: GatewayState = request.app.state.gateway
+    return state
+
+
+def _resolve(
+    state: GatewayState, sub: JobSubmission, where: tuple[str | int, ...], idem: str | None
+) -> NewJob:
+    """Check the task exists and the payload fits its model: 404 / 422 before anything."""
+    task = state.catalog.get(sub.task)
+    try:
+        task.Payload.model_validate(sub.payload)
+    except ValidationError as exc:
+        errors = problems.field_errors(exc.errors(), prefix=(*where, "payload"))
+        raise InvalidPayload(
+            f"payload does not match {sub.task}: " + ", ".join(e["field"] for e in errors),
+            errors=errors,
+        ) from None
+    return NewJob(
+        submission=sub,
+        queue=task.queue,
+        max_attempts=sub.max_attempts or task.retry.max_attempts,
+        idempotency_key=idem,
+    )
+
+
+def _accepted(job_id: str, duplicate: bool) -> JobAccepted:
+    return JobAccepted(
+        id=job_id, status=JobStatus.QUEUED, location=f"/v1/jobs/{job_id}", duplicate=duplicate
+    )
+
+
+def create_api(state: GatewayState) -> FastAPI:
+    """The FastAPI app over one gateway's state (store, catalog, settings)."""
+    app = FastAPI(
+        title="workers-core",
+        version=__version__,
+        summary="Durable jobs on Ray pools: documents, OCR, ANAF and REGES work.",
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+        max_body_size=state.settings.max_body_bytes,  # 413 past it, announced or streamed
+    )
+    app.state.gateway = state
+    problems.install(app)
+    _health_routes(app)
+    _job_routes(app)
+    _queue_routes(app)
+    return app
+
+
+def _health_routes(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """Liveness: the gateway process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], responses={503: {"description": "not ready"}})
+    async def readyz(request: Request) -> JSONResponse:
+        """Readiness: Redis answers and every pool has a live replica."""
+        state = _state(request)
+        checks: dict[str, str] = {}
+        try:
+            await state.store.ping()
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = f"error: {exc}"
+        if state.probe_pool is not None:
+            results = await asyncio.gather(
+                *(state.probe_pool(q, 2.0) for q in state.queues)
+            )
+            for queue, problem in zip(state.queues, results, strict=True):
+                checks[f"pool:{queue}"] = problem or "ok"
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ready" if ready else "not-ready", "checks": checks},
+                            status_code=200 if ready else 503)
+
+
+def _job_routes(app: FastAPI) -> None:
+    @app.get("/v1/tasks", tags=["tasks"])
+    async def list_tasks(request: Request) -> list[TaskInfo]:
+        """Every task type this platform accepts, with its payload schema."""
+        catalog = _state(request).catalog
+        return [TaskInfo.model_validate(catalog.get(n).describe()) for n in catalog.names()]
+
+    @app.post("/v1/jobs", status_code=202, tags=["jobs"],
+              responses={200: {"description": "repeat of an Idempotency-Key"},
+                         404: {"description": "unknown task"},
+                         409: {"description": "Idempotency-Key reused for another request"},
+                         413: {"description": "body too large"},
+                         422: {"description": "invalid payload"},
+                         503: {"description": "Redis unreachable; nothing stored"}})
+    async def submit(
+        sub: JobSubmission,
+        request: Request,
+        response: Response,
+        idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    ) -> JobAccepted:
+        """Accept one job: 202 once it is stored in Redis, with its id and Location."""
+        state = _state(request)
+        new_job = _resolve(state, sub, (), idempotency_key or sub.idempotency_key)
+        [stored] = await state.store.submit_many([new_job])
+        accepted = _accepted(stored.id, stored.duplicate)
+        response.headers["Location"] = accepted.location
+        if stored.duplicate:
+            response.status_code = 200
+        return accepted
+
+    @app.post("/v1/jobs:batch", status_code=202, tags=["jobs"])
+    async def submit_batch(batch: BatchSubmission, request: Request) -> BatchAccepted:
+        """Accept up to `max_batch_size` jobs in one Redis round trip; all or none."""
+        state = _state(request)
+        if len(batch.jobs) > state.settings.max_batch_size:
+            raise InvalidPayload(
+                f"a batch holds at most {state.settings.max_batch_size} jobs",
+                errors=[{"field": "jobs", "message": "too many jobs", "type": "too_long"}],
+            )
+        resolved = [
+            _resolve(state, sub, ("jobs", i), sub.idempotency_key)
+            for i, sub in enumerate(batch.jobs)
+        ]
+        stored = await state.store.submit_many(resolved)
+        return BatchAccepted(jobs=[_accepted(s.id, s.duplicate) for s in stored])
+
+    @app.get("/v1/jobs/{job_id}", tags=["jobs"])
+    async def get_job(
+        job_id: str,
+        request: Request,
+        wait: Annotated[float, Query(ge=0, le=60, description="Long-poll up to N s.")] = 0,
+    ) -> Job:
+        """A job's status, attempts, timestamps, and its result or error."""
+        state = _state(request)
+        job = await state.store.get(job_id)
+        deadline = time.monotonic() + min(wait, state.settings.max_wait_s)
+        while not job.status.terminal and (left := deadline - time.monotonic()) > 0:
+            await state.waiter.wait(job_id, min(left, 2.0))
+            job = await state.store.get(job_id)
+        return job
+
+    @app.get("/v1/jobs", tags=["jobs"])
+    async def list_jobs(
+        request: Request,
+        task: str | None = None,
+        status: JobStatus | None = None,
+        cursor: Annotated[str | None, Query(max_length=64)] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    ) -> JobPage:
+        """Newest first; pass `next_cursor` back as `cursor` for the next page."""
+        return await _state(request).store.list_jobs(task, status, cursor, limit)
+
+    @app.post("/v1/jobs/{job_id}:cancel", tags=["jobs"],
+              responses={202: {"description": "running: cancellation requested"}})
+    async def cancel_job(job_id: str, request: Request, response: Response) -> Job:
+        """Cancel a queued, scheduled or retrying job; a running one is asked to stop."""
+        job = await _state(request).store.cancel(job_id)
+        if not job.status.terminal:
+            response.status_code = 202
+        return job
+
+    @app.post("/v1/jobs/{job_id}:retry", status_code=202, tags=["jobs"])
+    async def retry_job(job_id: str, request: Request) -> Job:
+        """Queue a failed or dead-lettered job again; its attempt budget is granted again."""
+        return await _state(request).store.requeue(job_id)
+
+
+def _queue_routes(app: FastAPI) -> None:
+    @app.get("/v1/queues", tags=["queues"])
+    async def list_queues(request: Request) -> list[QueueStats]:
+        """Per queue: length, pending, lag, delayed, dead-lettered and live replicas."""
+        state = _state(request)
+        queues = sorted(set(state.queues) | set(await state.store.known_queues()))
+        return await state.store.queue_stats(queues)
+

@@ -1,0 +1,1 @@
+"""Jobs: the model, the retry schedule, and the Redis store that is their source of truth."""
