@@ -26,5 +26,5 @@ if ! "$PYTHON" -m uv --version >/dev/null 2>&1; then
   "$PYTHON" -m pip install --quiet --disable-pip-version-check "uv>=0.5,<1"
 fi
 export UV_PYTHON_DOWNLOADS=never
-"$PYTHON" -m uv sync --frozen --python "$PYTHON" --extra dev --extra bench
+"$PYTHON" -m uv sync --frozen --python "$PYTHON" --extra dev --extra bench --extra ocr --extra pdf
 echo "setup: ready (.venv)"

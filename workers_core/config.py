@@ -59,6 +59,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     max_wait_s: float = Field(default=60.0, gt=0)
 
+    # Artifacts (binaries referenced by jobs).
+    artifact_dir: Path | None = Field(
+        default=None, description="Shared directory for artifacts; unset: keep them in Redis."
+    )
+    artifact_max_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
+    artifact_ttl_s: int = Field(default=7 * 24 * 3600, gt=0)
+
     # Consumers (pool replicas).
     visibility_timeout_s: float = Field(default=60.0, gt=0)
     read_block_ms: int = Field(default=1000, ge=1)
@@ -83,6 +90,7 @@ class Settings(BaseSettings):
     # Local stack (`workers-core up`).
     data_dir: Path = Path(".workers-core")
     dashboard_port: int = Field(default=8265, ge=1, le=65535)
+    ray_port: int = Field(default=6380, ge=1, le=65535, description="GCS port of the local head.")
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -98,6 +98,7 @@ def platform(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> Ite
         read_block_ms=200,
         shutdown_grace_s=2.0,
         max_body_bytes=64 * 1024,
+        artifact_max_bytes=256 * 1024,
         queues={"debug": QueueOverrides(replicas=2)},
         log_json=True,
     )

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
 from workers_core import __version__
+from workers_core.artifacts import ArtifactMeta, ArtifactNotFound, ArtifactStore
 from workers_core.config import Settings
 from workers_core.deployments import problems
 from workers_core.deployments.completion import CompletionWaiter
@@ -41,6 +42,7 @@ class GatewayState:
     store: JobStore
     catalog: TaskCatalog
     waiter: CompletionWaiter
+    artifacts: ArtifactStore | None = None
     probe_pool: PoolProbe | None = None
     queues: list[str] = field(default_factory=list)
 
@@ -102,6 +104,7 @@ def create_api(state: GatewayState) -> FastAPI:
     _health_routes(app)
     _job_routes(app)
     _queue_routes(app)
+    _artifact_routes(app, state.settings.artifact_max_bytes)
     return app
 
 
@@ -227,3 +230,51 @@ def _queue_routes(app: FastAPI) -> None:
         queues = sorted(set(state.queues) | set(await state.store.known_queues()))
         return await state.store.queue_stats(queues)
 
+
+
+def _artifacts(request: Request) -> ArtifactStore:
+    store = _state(request).artifacts
+    if store is None:
+        raise ArtifactNotFound("this gateway keeps no artifacts")
+    return store
+
+
+def _artifact_routes(app: FastAPI, max_bytes: int) -> None:
+    @app.post("/v1/artifacts", status_code=201, tags=["artifacts"],
+              max_body_size=max_bytes + 65536,  # multipart overhead on top of the file
+              responses={413: {"description": "over WORKERS_ARTIFACT_MAX_BYTES"}})
+    async def upload_artifact(request: Request, response: Response) -> ArtifactMeta:
+        """Store a binary (multipart field `file`, or the raw body with its Content-Type);
+        jobs then reference it by the returned id."""
+        content_type = request.headers.get("content-type", "application/octet-stream")
+        filename: str | None = None
+        if content_type.startswith("multipart/form-data"):
+            form = await request.form()
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str):
+                raise InvalidPayload("multipart upload needs a file field named 'file'",
+                                     errors=[{"field": "file", "message": "missing",
+                                              "type": "missing"}])
+            data = await upload.read()
+            content_type = upload.content_type or "application/octet-stream"
+            filename = upload.filename
+        else:
+            data = await request.body()
+        meta = await _artifacts(request).put(data, content_type, filename)
+        response.headers["Location"] = f"/v1/artifacts/{meta.id}"
+        return meta
+
+    @app.get("/v1/artifacts/{artifact_id}", tags=["artifacts"],
+             response_class=Response, responses={200: {"content": {"*/*": {}}}})
+    async def download_artifact(artifact_id: str, request: Request) -> Response:
+        """The artifact's bytes with its content type (ETag: its sha256)."""
+        meta, data = await _artifacts(request).get(artifact_id)
+        headers = {"ETag": f'"{meta.sha256}"'}
+        if meta.filename:
+            headers["Content-Disposition"] = f'attachment; filename="{meta.filename}"'
+        return Response(data, media_type=meta.content_type, headers=headers)
+
+    @app.get("/v1/artifacts/{artifact_id}/meta", tags=["artifacts"])
+    async def artifact_meta(artifact_id: str, request: Request) -> ArtifactMeta:
+        """Size, content type, sha256 and expiry of an artifact."""
+        return await _artifacts(request).meta(artifact_id)

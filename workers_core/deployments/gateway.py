@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from workers_core.artifacts import artifact_store_from_settings
 from workers_core.config import Settings
 from workers_core.deployments.api import GatewayState, create_api
 from workers_core.deployments.completion import CompletionWaiter
@@ -33,6 +34,7 @@ class Gateway:
             store=store,
             catalog=TaskCatalog.discover(),
             waiter=CompletionWaiter(store.redis, store.keys.done_channel),
+            artifacts=artifact_store_from_settings(settings),
             probe_pool=self._probe_pool,
             queues=sorted(pools),
         )

@@ -52,14 +52,22 @@ def _local_redis(settings: Settings) -> RedisServer | None:
                        host=url.hostname or "127.0.0.1")
 
 
-def _ray_running() -> bool:
-    result = subprocess.run([_binary("ray"), "status"], capture_output=True, timeout=60)
+def _ray_address(settings: Settings) -> str:
+    return f"127.0.0.1:{settings.ray_port}"
+
+
+def _ray_running(settings: Settings) -> bool:
+    result = subprocess.run(
+        [_binary("ray"), "status", "--address", _ray_address(settings)],
+        capture_output=True, timeout=60,
+    )
     return result.returncode == 0
 
 
 def _start_ray(settings: Settings) -> None:
     subprocess.run(
         [_binary("ray"), "start", "--head", "--disable-usage-stats",
+         "--port", str(settings.ray_port),
          "--dashboard-host", "127.0.0.1", "--dashboard-port", str(settings.dashboard_port)],
         check=True, capture_output=True, timeout=180,
     )
@@ -71,7 +79,7 @@ def _deploy(settings: Settings) -> None:
 
     from workers_core.deployments.app import build_platform
 
-    ray.init(address="auto", log_to_driver=False)
+    ray.init(address=_ray_address(settings), log_to_driver=False)
     try:
         serve.start(http_options={"host": settings.http_host, "port": settings.http_port})
         serve.run(build_platform(settings), name=APP_NAME, route_prefix="/", blocking=False)
@@ -102,7 +110,7 @@ def up(settings: Settings) -> StackInfo:
     if redis_server is not None and not redis_server.running():
         redis_server.start(daemonize=True)
         started["redis"] = True
-    if not _ray_running():
+    if not _ray_running(settings):
         _start_ray(settings)
         started["ray"] = True
     state = _state_file(settings)
@@ -125,12 +133,14 @@ def down(settings: Settings) -> None:
     """Remove the app; stop the Ray head and Redis if ``up`` started them."""
     state = _state_file(settings)
     started = json.loads(state.read_text()) if state.exists() else {}
-    if _ray_running():
+    if _ray_running(settings):
         if started.get("ray"):
+            # `ray stop` ends every Ray process of this user on the machine.
             subprocess.run([_binary("ray"), "stop", "--force"], capture_output=True, timeout=120)
         else:
-            subprocess.run([_binary("serve"), "shutdown", "-y"], capture_output=True,
-                           timeout=120)
+            subprocess.run([_binary("serve"), "shutdown", "-y", "--address",
+                            f"http://127.0.0.1:{settings.dashboard_port}"],
+                           capture_output=True, timeout=120)
     redis_server = _local_redis(settings)
     if started.get("redis") and redis_server is not None:
         redis_server.stop()
