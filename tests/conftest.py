@@ -6,7 +6,9 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,3 +63,53 @@ async def store(settings: Settings) -> AsyncIterator[JobStore]:
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+class SmtpCapture:
+    """aiosmtpd handler: records envelopes; recipients named defer@/reject@ get 451/550."""
+
+    def __init__(self) -> None:
+        self.envelopes: list[Any] = []
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          rcpt_options: list[str]) -> str:
+        if address.startswith("defer"):
+            return "451 4.3.0 mailbox busy, try again later"
+        if address.startswith("reject"):
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.envelopes.append(envelope)
+        return "250 Message accepted for delivery"
+
+
+@dataclass
+class SmtpServer:
+    host: str
+    port: int
+    username: str
+    password: str
+    capture: SmtpCapture
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[SmtpServer]:
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    def authenticate(server: Any, session: Any, envelope: Any, mechanism: str,
+                     auth_data: Any) -> AuthResult:
+        ok = isinstance(auth_data, LoginPassword) and (
+            auth_data.login, auth_data.password) == (b"robot", b"s3cret-smtp")
+        # handled=False makes the server answer 535 (handled=True would leave it silent).
+        return AuthResult(success=ok, handled=False)
+
+    capture = SmtpCapture()
+    port = free_port()  # aiosmtpd 1.4 cannot bind port 0
+    controller = Controller(capture, hostname="127.0.0.1", port=port,
+                            authenticator=authenticate, auth_require_tls=False)
+    controller.start()
+    yield SmtpServer("127.0.0.1", port, "robot", "s3cret-smtp", capture)
+    controller.stop()

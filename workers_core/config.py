@@ -6,7 +6,7 @@ Read once at the edge (CLI, app builder) and passed down; nothing else reads the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -65,6 +65,24 @@ class Settings(BaseSettings):
     )
     artifact_max_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
     artifact_ttl_s: int = Field(default=7 * 24 * 3600, gt=0)
+
+    # E-mail (email.send).
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int | None = Field(default=None, ge=1, le=65535,
+                                  description="Default: 465 for tls, 587 for starttls, 25.")
+    smtp_tls: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "workers-core@localhost"
+    smtp_timeout_s: float = Field(default=30.0, gt=0)
+    smtp_validate_certs: bool = True
+
+    # Slack (notify.slack).
+    slack_webhook_url: SecretStr | None = None
+    slack_bot_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    slack_default_channel: str | None = None
+    slack_timeout_s: float = Field(default=30.0, gt=0)
 
     # Consumers (pool replicas).
     visibility_timeout_s: float = Field(default=60.0, gt=0)

@@ -14,7 +14,7 @@ import ray
 import redis
 from ray import serve
 
-from tests.conftest import free_port
+from tests.conftest import SmtpServer, free_port
 from workers_core.config import QueueOverrides, Settings
 from workers_core.deployments.app import build_platform
 from workers_core.local.redis_server import RedisServer
@@ -86,7 +86,9 @@ def ray_session() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def platform(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+def platform(
+    ray_session: None, tmp_path_factory: pytest.TempPathFactory, smtp_server: SmtpServer
+) -> Iterator[Platform]:
     server = RedisServer(Path(tmp_path_factory.mktemp("platform-redis")), free_port())
     server.start()
     port = free_port()
@@ -101,6 +103,12 @@ def platform(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> Ite
         artifact_max_bytes=256 * 1024,
         queues={"debug": QueueOverrides(replicas=2)},
         log_json=True,
+        smtp_host=smtp_server.host,
+        smtp_port=smtp_server.port,
+        smtp_tls="none",
+        smtp_username=smtp_server.username,
+        smtp_password=smtp_server.password,
+        smtp_from="facturi@firma.ro",
     )
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_platform(settings), name=APP_NAME, route_prefix="/")

@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 from pydantic import BaseModel, ValidationError
 
+from workers_core.artifacts import artifact_store_from_settings
 from workers_core.clock import Clock, SystemClock
 from workers_core.errors import (
     NonRetryable,
@@ -28,6 +29,7 @@ from workers_core.errors import (
     WorkersError,
 )
 from workers_core.jobs.models import JobError, JobStatus
+from workers_core.jobs.side_effects import SideEffectLedger
 from workers_core.jobs.store import Delivery, JobStore
 from workers_core.ratelimit import Rate, RedisRateLimiter
 from workers_core.tasks.base import Health, JobContext, Task
@@ -82,6 +84,9 @@ class QueueConsumer:
             )
             for t in spec.tasks if t.rate_limit
         }
+        self.artifacts = artifact_store_from_settings(self.settings)
+        self.side_effects = SideEffectLedger(store.redis, store.keys.prefix,
+                                             self.settings.idempotency_ttl_s)
         self.stats = ConsumerStats(started_at=self.clock.now())
         self._running: dict[str, _Running] = {}
         self._stopping = asyncio.Event()
@@ -208,7 +213,7 @@ class QueueConsumer:
         ctx = JobContext(
             job_id=job_id, task=delivery.task, queue=self.queue, attempt=delivery.attempt,
             max_attempts=delivery.max_attempts, correlation_id=delivery.correlation_id,
-            settings=self.settings,
+            settings=self.settings, artifacts=self.artifacts, side_effects=self.side_effects,
         )
         try:
             if task is None:

@@ -44,6 +44,8 @@ class JobContext:
     max_attempts: int
     correlation_id: str | None
     settings: Settings
+    artifacts: Any = field(default=None, repr=False)  # ArtifactStore
+    side_effects: Any = field(default=None, repr=False)  # SideEffectLedger
     log: Any = field(default=None)
 
     def __post_init__(self) -> None:

@@ -1,0 +1,1 @@
+"""Outside services, one module or package each; their errors are translated here."""

@@ -1,0 +1,62 @@
+"""At most once per key: a record written *before* an outside side effect and checked on
+every retry (e-mail, e-Factura upload, e-Transport, REGES).
+
+States: absent → ``started`` (claimed by one attempt) → ``done`` (with what it produced).
+A retry that finds ``done`` returns the recorded outcome instead of acting again; one that
+finds ``started`` knows an earlier attempt may have acted and must not guess.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from workers_core.errors import StoreUnavailable
+from workers_core.jobs.store import UNAVAILABLE
+
+
+class EffectState(StrEnum):
+    STARTED = "started"
+    DONE = "done"
+
+
+@dataclass(frozen=True)
+class EffectRecord:
+    state: EffectState
+    attempt: int
+    outcome: dict[str, Any] | None = None
+
+
+class SideEffectLedger:
+    def __init__(self, redis: Any, prefix: str, ttl_s: int) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.ttl_s = ttl_s
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}:effect:{key}"
+
+    async def claim(self, key: str, attempt: int) -> EffectRecord | None:
+        """Claim the side effect for this attempt; returns the existing record if any."""
+        value = json.dumps({"state": EffectState.STARTED, "attempt": attempt})
+        try:
+            if await self.redis.set(self._key(key), value, nx=True, ex=self.ttl_s):
+                return None
+            raw = await self.redis.get(self._key(key))
+        except UNAVAILABLE as exc:
+            raise StoreUnavailable("Redis is unreachable") from exc
+        if raw is None:  # expired between the two calls
+            return await self.claim(key, attempt)
+        data = json.loads(raw)
+        return EffectRecord(EffectState(data["state"]), int(data["attempt"]),
+                            data.get("outcome"))
+
+    async def complete(self, key: str, attempt: int, outcome: dict[str, Any]) -> None:
+        value = json.dumps({"state": EffectState.DONE, "attempt": attempt, "outcome": outcome})
+        await self.redis.set(self._key(key), value, ex=self.ttl_s)
+
+    async def release(self, key: str) -> None:
+        """The side effect certainly did not happen (e.g. refused before DATA): allow a retry."""
+        await self.redis.delete(self._key(key))
