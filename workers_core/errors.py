@@ -4,6 +4,7 @@
     ├── Retry                  raised by a task: try again after ``after_s``
     ├── NonRetryable           raised by a task: fail now, no retry
     ├── TimeLimitExceeded      the task ran past its time limit (retryable)
+    ├── OutcomeUnknown         an outside call may or may not have acted (not retried)
     ├── InvalidPayload         422: the payload does not match the task's model
     ├── UnknownTask            404: no such task type
     ├── JobNotFound            404
@@ -60,6 +61,13 @@ class NonRetryable(WorkersError):
 
 class TimeLimitExceeded(WorkersError):
     problem_type = "time-limit-exceeded"
+
+
+class OutcomeUnknown(WorkersError):
+    """A side effect was requested and no answer came back: retrying could do it twice."""
+
+    problem_type = "outcome-unknown"
+    retryable = False
 
 
 class InvalidPayload(WorkersError):

@@ -9,11 +9,12 @@ from __future__ import annotations
 import ipaddress
 import socket
 from email.message import EmailMessage
+from typing import Any
 
 import aiosmtplib
 
 from workers_core.config import Settings
-from workers_core.errors import NonRetryable, Retry, WorkersError
+from workers_core.errors import NonRetryable, OutcomeUnknown, Retry, WorkersError
 
 LOOPBACK_NAMES = {"localhost"}
 
@@ -62,7 +63,20 @@ class SmtpSender:
         """Deliver; returns refused recipients. Raises ``Retry`` or ``NonRetryable``."""
         smtp = self._client()
         try:
-            await smtp.connect()
+            try:
+                await smtp.connect()
+            except aiosmtplib.SMTPAuthenticationError as exc:
+                raise NonRetryable(f"SMTP authentication failed ({exc.code})") from exc
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                raise Retry(f"SMTP relay unreachable: {type(exc).__name__}: {exc}") from exc
+            refused = await self._send(smtp, message)
+        finally:
+            await self._quit(smtp)
+        return {addr: f"{resp.code} {resp.message}" for addr, resp in refused.items()}
+
+    @staticmethod
+    async def _send(smtp: aiosmtplib.SMTP, message: EmailMessage) -> dict[str, Any]:
+        try:
             refused, _ = await smtp.send_message(message)
         except aiosmtplib.SMTPAuthenticationError as exc:
             raise NonRetryable(f"SMTP authentication failed ({exc.code})") from exc
@@ -79,10 +93,11 @@ class SmtpSender:
                 raise Retry(f"SMTP temporary failure {exc.code}: {exc.message}") from exc
             raise NonRetryable(f"SMTP permanent failure {exc.code}: {exc.message}") from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            raise Retry(f"SMTP relay unreachable: {type(exc).__name__}: {exc}") from exc
-        finally:
-            await self._quit(smtp)
-        return {addr: f"{resp.code} {resp.message}" for addr, resp in refused.items()}
+            # The session broke mid-transaction: the relay may have accepted the message.
+            raise OutcomeUnknown(
+                f"SMTP session broke while sending ({type(exc).__name__}); delivery unknown"
+            ) from exc
+        return dict(refused)
 
     @staticmethod
     async def _quit(smtp: aiosmtplib.SMTP) -> None:

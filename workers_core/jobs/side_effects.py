@@ -9,11 +9,12 @@ finds ``started`` knows an earlier attempt may have acted and must not guess.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from workers_core.errors import StoreUnavailable
+from workers_core.errors import NonRetryable, OutcomeUnknown, StoreUnavailable
 from workers_core.jobs.store import UNAVAILABLE
 
 
@@ -60,3 +61,32 @@ class SideEffectLedger:
     async def release(self, key: str) -> None:
         """The side effect certainly did not happen (e.g. refused before DATA): allow a retry."""
         await self.redis.delete(self._key(key))
+
+
+async def at_most_once(
+    ledger: SideEffectLedger, key: str, attempt: int,
+    act: Callable[[], Awaitable[dict[str, Any]]],
+) -> tuple[dict[str, Any], bool]:
+    """Run ``act`` once per ``key``; returns ``(outcome, duplicate)``.
+
+    ``act`` raising ``OutcomeUnknown`` (a timeout after the request left) keeps the claim,
+    so no later attempt acts again; any other error means it certainly did not happen, and
+    the claim is released for the retry.
+    """
+    record = await ledger.claim(key, attempt)
+    if record is not None and record.state is EffectState.DONE:
+        return dict(record.outcome or {}), True
+    if record is not None:
+        raise NonRetryable(
+            f"attempt {record.attempt} may have performed {key!r} before it was lost; "
+            "not doing it again (at most once)"
+        )
+    try:
+        outcome = await act()
+    except OutcomeUnknown:
+        raise
+    except BaseException:
+        await ledger.release(key)
+        raise
+    await ledger.complete(key, attempt, outcome)
+    return outcome, False

@@ -6,14 +6,13 @@ import re
 from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from workers_core.errors import NonRetryable, WorkersError
 from workers_core.integrations.smtp import SmtpSender
 from workers_core.jobs.retry import RetryPolicy
-from workers_core.jobs.side_effects import EffectState
+from workers_core.jobs.side_effects import at_most_once
 from workers_core.tasks.base import Health, JobContext, Resources, Task
 
 # Deliberately simple (RFC 5322 is not a regex): one @, no spaces or angle brackets.
@@ -99,30 +98,17 @@ class SendEmail(Task[EmailPayload, EmailResult]):
     async def run(self, payload: EmailPayload, ctx: JobContext) -> EmailResult:
         domain = self.settings.smtp_from.rpartition("@")[2] or "workers-core"
         message_id = f"<{ctx.job_id}@{domain}>"  # the same on every attempt
-        key = f"email:{ctx.job_id}"
-        record = await ctx.side_effects.claim(key, ctx.attempt)
-        if record is not None and record.state is EffectState.DONE:
-            return EmailResult.model_validate({**record.outcome, "duplicate": True})
-        if record is not None:
-            raise NonRetryable(
-                f"attempt {record.attempt} may have sent {message_id} before it was lost; "
-                "not sending again (at most once per job)"
-            )
-        message = await self._build(payload, message_id, ctx)
-        try:
+        async def send() -> dict[str, Any]:
+            message = await self._build(payload, message_id, ctx)
             refused = await self.sender.send(message)
-        except WorkersError:
-            # The relay refused before accepting the message: nothing was delivered.
-            await ctx.side_effects.release(key)
-            raise
-        result = EmailResult(
-            message_id=message_id,
-            recipients=len(payload.to) + len(payload.cc) + len(payload.bcc) - len(refused),
-            refused=refused,
-            sent_at=datetime.now(UTC),
-        )
-        await ctx.side_effects.complete(key, ctx.attempt, result.model_dump(mode="json"))
-        return result
+            recipients = len(payload.to) + len(payload.cc) + len(payload.bcc)
+            return EmailResult(message_id=message_id, recipients=recipients - len(refused),
+                               refused=refused, sent_at=datetime.now(UTC)
+                               ).model_dump(mode="json")
+
+        outcome, duplicate = await at_most_once(
+            ctx.side_effects, f"email:{ctx.job_id}", ctx.attempt, send)
+        return EmailResult.model_validate({**outcome, "duplicate": duplicate})
 
     async def _build(self, p: EmailPayload, message_id: str, ctx: JobContext) -> EmailMessage:
         msg = EmailMessage()
