@@ -84,6 +84,31 @@ class Settings(BaseSettings):
     slack_default_channel: str | None = None
     slack_timeout_s: float = Field(default=30.0, gt=0)
 
+    # OCR (ocr.extract).
+    ocr_engine: Literal["rapidocr", "paddle"] = "rapidocr"
+    ocr_dpi: int = Field(default=250, ge=72, le=600, description="PDF rasterisation DPI.")
+    ocr_max_pages: int = Field(default=50, ge=1, le=2000)
+    ocr_use_angle_cls: bool = Field(
+        default=False, description="Rotation classifier (garbles upright Romanian lines)."
+    )
+    ocr_paddle_model_dir: Path | None = Field(
+        default=None, description="Local PaddleOCR models (engine paddle); never downloaded."
+    )
+    ocr_use_gpu: bool = Field(
+        default=True, description="Use onnxruntime's CUDA provider when the replica has a GPU."
+    )
+
+    # PDF rendering (pdf.render).
+    pdf_chromium_path: Path | None = Field(
+        default=None, description="Chromium binary; default: chromium on PATH."
+    )
+    pdf_allowed_hosts: list[str] = Field(
+        default_factory=list, description="Hosts a pdf.render job may load (URL or subresources)."
+    )
+    pdf_restart_after_jobs: int = Field(default=200, ge=1)
+    pdf_render_timeout_s: float = Field(default=30.0, gt=0)
+    pdf_max_pages: int = Field(default=500, ge=1)
+
     # Consumers (pool replicas).
     visibility_timeout_s: float = Field(default=60.0, gt=0)
     read_block_ms: int = Field(default=1000, ge=1)

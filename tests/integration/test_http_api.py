@@ -159,7 +159,10 @@ def test_queues_report_the_debug_pool(platform: Platform) -> None:
 def test_health_readiness_and_openapi(platform: Platform) -> None:
     assert platform.http.get("/healthz").json() == {"status": "ok"}
     ready = platform.http.get("/readyz").json()
-    assert ready["checks"] == {"redis": "ok", "pool:debug": "ok"}
+    from workers_core.tasks.registry import TaskCatalog
+
+    expected = {"redis"} | {f"pool:{q}" for q in TaskCatalog.discover().queues()}
+    assert ready["checks"] == dict.fromkeys(expected, "ok")
     spec = platform.http.get("/openapi.json").json()
     assert {"/v1/jobs", "/v1/jobs:batch", "/v1/jobs/{job_id}", "/v1/queues"} <= set(spec["paths"])
     assert platform.http.get("/docs").status_code == 200

@@ -245,5 +245,6 @@ redis.call('HDEL', jkey(id), 'finished_at', 'result', 'dlq_entry', 'cancel_reque
 set_status(id, st, 'queued')
 enqueue(id, queue)
 emit('job.queued', id, {manual_retry=true})
-return {'queued'}
+-- The job as it stood when requeued: a consumer may pick it up before the caller reads.
+return {'queued', redis.call('HGETALL', jkey(id))}
 """

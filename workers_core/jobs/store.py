@@ -237,7 +237,8 @@ class JobStore:
                 f"only failed or dead jobs can be retried; job {job_id} is {verdict[1]}",
                 status=verdict[1],
             )
-        return await self.get(job_id)
+        flat = verdict[1]
+        return Job.from_hash(dict(zip(flat[::2], flat[1::2], strict=True)))
 
     # -- consumer side --------------------------------------------------------------------
 
