@@ -9,9 +9,14 @@ command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 "$PYTHON" -c 'import sys; assert sys.version_info[:2] == (3, 11), sys.version' || {
   echo "setup: Python 3.11 is required (set WORKERS_PYTHON to its path)" >&2; exit 2; }
 
-# System packages: redis-server (the job store). Chromium comes with the PDF worker's issue.
+# System packages: redis-server (the job store), Debian's chromium (pdf.render drives it
+# through Playwright; no browser download) and fonts with Romanian diacritics (PDF and OCR).
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+  || missing+=(chromium)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
+[ -d /usr/share/fonts/truetype/liberation ] || missing+=(fonts-liberation)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]} with apt-get"
   sudo_cmd=""

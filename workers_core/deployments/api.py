@@ -239,13 +239,22 @@ def _artifacts(request: Request) -> ArtifactStore:
     return store
 
 
+def _safe_filename(name: str | None) -> str | None:
+    """A bare file name (no path, no control characters, no quotes), or None."""
+    if not name:
+        return None
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = "".join(c for c in base if c.isprintable() and c not in '"<>|')[:255]
+    return cleaned or None
+
+
 def _artifact_routes(app: FastAPI, max_bytes: int) -> None:
     @app.post("/v1/artifacts", status_code=201, tags=["artifacts"],
               max_body_size=max_bytes + 65536,  # multipart overhead on top of the file
               responses={413: {"description": "over WORKERS_ARTIFACT_MAX_BYTES"}})
     async def upload_artifact(request: Request, response: Response) -> ArtifactMeta:
-        """Store a binary (multipart field `file`, or the raw body with its Content-Type);
-        jobs then reference it by the returned id."""
+        """Store a binary (multipart field `file`, or the raw body with its Content-Type and
+        an optional `X-Filename`); jobs then reference it by the returned id."""
         content_type = request.headers.get("content-type", "application/octet-stream")
         filename: str | None = None
         if content_type.startswith("multipart/form-data"):
@@ -257,9 +266,10 @@ def _artifact_routes(app: FastAPI, max_bytes: int) -> None:
                                               "type": "missing"}])
             data = await upload.read()
             content_type = upload.content_type or "application/octet-stream"
-            filename = upload.filename
+            filename = _safe_filename(upload.filename)
         else:
             data = await request.body()
+            filename = _safe_filename(request.headers.get("x-filename"))
         meta = await _artifacts(request).put(data, content_type, filename)
         response.headers["Location"] = f"/v1/artifacts/{meta.id}"
         return meta

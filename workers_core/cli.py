@@ -1,0 +1,286 @@
+"""`workers-core`: start the local platform and work with jobs from the shell.
+
+Exit codes (scripts branch on them):
+  0 ok (with --wait: the job succeeded)   3 the job failed or was dead-lettered
+  1 unexpected error                      4 the job was cancelled
+  2 bad usage or invalid request (422)    5 --wait timed out (the job goes on)
+  6 not found (404) or conflict (409)     7 the platform is unreachable or unavailable
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from workers_core.client import (
+    APIError,
+    CircuitOpen,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    TransportError,
+    Unavailable,
+    WaitTimeout,
+    WorkersClient,
+)
+from workers_core.jobs.models import Job, JobStatus
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_JOB_FAILED, EXIT_JOB_CANCELLED, EXIT_WAIT_TIMEOUT = 3, 4, 5
+EXIT_NOT_FOUND, EXIT_UNAVAILABLE = 6, 7
+
+JOB_EXIT = {JobStatus.SUCCEEDED: EXIT_OK, JobStatus.FAILED: EXIT_JOB_FAILED,
+            JobStatus.DEAD: EXIT_JOB_FAILED, JobStatus.CANCELLED: EXIT_JOB_CANCELLED}
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+@contextmanager
+def _client(ctx: click.Context) -> Iterator[WorkersClient]:
+    """The SDK client, with its errors turned into a message on stderr and an exit code."""
+    opts = ctx.obj
+    try:
+        with WorkersClient(opts["url"], token=opts["token"], timeout_s=opts["timeout"]) as wc:
+            yield wc
+    except InvalidRequest as exc:
+        for err in exc.errors:
+            click.echo(f"  {err.get('field')}: {err.get('message')}", err=True)
+        _fail(EXIT_USAGE, f"invalid request: {exc.detail}")
+    except (NotFound, Conflict) as exc:
+        _fail(EXIT_NOT_FOUND, exc.detail)
+    except (TransportError, CircuitOpen, Unavailable) as exc:
+        _fail(EXIT_UNAVAILABLE, f"platform unavailable at {opts['url']}: {exc}")
+    except APIError as exc:
+        _fail(EXIT_ERROR, str(exc))
+
+
+def _fail(code: int, message: str) -> None:
+    click.echo(f"workers-core: {message}", err=True)
+    sys.exit(code)
+
+
+def _load_json(value: str) -> dict[str, Any]:
+    """Inline JSON, ``@file.json``, or ``-`` for stdin."""
+    if value == "-":
+        value = sys.stdin.read()
+    elif value.startswith("@"):
+        value = Path(value[1:]).read_text(encoding="utf-8")
+    try:
+        data = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise click.BadParameter("the payload must be a JSON object")
+    return data
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--url", envvar="WORKERS_API_URL", default="http://127.0.0.1:8000",
+              show_default=True, help="Platform API (env WORKERS_API_URL).")
+@click.option("--token", envvar="WORKERS_API_TOKEN", default=None,
+              help="Bearer token (env WORKERS_API_TOKEN).")
+@click.option("--timeout", type=float, default=30.0, show_default=True,
+              help="Seconds per HTTP request.")
+@click.pass_context
+def main(ctx: click.Context, url: str, token: str | None, timeout: float) -> None:
+    """workers-core: durable document and compliance jobs on Ray."""
+    ctx.obj = {"url": url, "token": token, "timeout": timeout}
+
+
+@main.command()
+def up() -> None:
+    """Set up and start a local Redis (AOF), Ray head and the platform; print the URLs."""
+    from workers_core.config import Settings
+    from workers_core.local import stack
+
+    info = stack.up(Settings())
+    click.echo(stack.info_json(info))
+
+
+@main.command()
+def down() -> None:
+    """Stop what `up` started."""
+    from workers_core.config import Settings
+    from workers_core.local import stack
+
+    stack.down(Settings())
+    click.echo("stopped")
+
+
+@main.command()
+@click.argument("task")
+@click.option("--json", "payload", default="{}", help="Payload: JSON, @file.json or - (stdin).")
+@click.option("--artifact", "artifacts", multiple=True, metavar="FIELD=PATH",
+              help="Upload PATH and put its artifact id in payload FIELD (repeatable).")
+@click.option("--max-attempts", type=int)
+@click.option("--correlation-id")
+@click.option("--idempotency-key", help="Repeat submissions with it return the same job.")
+@click.option("--not-before", help="ISO 8601 time or epoch seconds.")
+@click.option("--wait", is_flag=True, help="Wait for the job; the exit code tells how it ended.")
+@click.option("--wait-timeout", type=float, default=None, help="Give up waiting after N s.")
+@click.pass_context
+def submit(ctx: click.Context, task: str, payload: str, artifacts: tuple[str, ...],
+           max_attempts: int | None, correlation_id: str | None, idempotency_key: str | None,
+           not_before: str | None, wait: bool, wait_timeout: float | None) -> None:
+    """Submit a TASK job; print its id (or, with --wait, the finished job)."""
+    body = _load_json(payload)
+    with _client(ctx) as wc:
+        for spec in artifacts:
+            field, sep, path = spec.partition("=")
+            if not sep or not field or not Path(path).is_file():
+                raise click.BadParameter(f"{spec!r}: expected FIELD=PATH to a file")
+            body[field] = wc.upload(Path(path), _guess_type(path)).id
+        accepted = wc.submit(task, body, max_attempts=max_attempts,
+                             correlation_id=correlation_id, idempotency_key=idempotency_key,
+                             not_before=_parse_time(not_before))
+        if not wait:
+            _echo_json(accepted.model_dump(mode="json"))
+            return
+        try:
+            job = wc.wait(accepted.id, timeout=wait_timeout)
+        except WaitTimeout as exc:
+            _echo_json(exc.job.model_dump(mode="json"))
+            _fail(EXIT_WAIT_TIMEOUT, str(exc))
+            return
+    _echo_json(job.model_dump(mode="json"))
+    sys.exit(JOB_EXIT.get(job.status, EXIT_ERROR))
+
+
+@main.command()
+@click.argument("job_id")
+@click.option("--wait", "wait_s", type=float, default=0, help="Long-poll up to N s.")
+@click.pass_context
+def get(ctx: click.Context, job_id: str, wait_s: float) -> None:
+    """Show one job."""
+    with _client(ctx) as wc:
+        job = wc.get(job_id) if not wait_s else _wait_quietly(wc, job_id, wait_s)
+    _echo_json(job.model_dump(mode="json"))
+
+
+def _wait_quietly(wc: WorkersClient, job_id: str, wait_s: float) -> Job:
+    try:
+        return wc.wait(job_id, timeout=wait_s)
+    except WaitTimeout as exc:
+        return exc.job
+
+
+@main.command()
+@click.option("--task")
+@click.option("--status", type=click.Choice([s.value for s in JobStatus]))
+@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+@click.pass_context
+def jobs(ctx: click.Context, task: str | None, status: str | None, limit: int,
+         as_json: bool) -> None:
+    """List jobs, newest first."""
+    with _client(ctx) as wc:
+        found = list(wc.jobs(task=task, status=status, limit=limit, page_size=min(limit, 500)))
+    if as_json:
+        for job in found:
+            click.echo(job.model_dump_json())
+        return
+    rows = [(j.id, j.task, j.status.value, f"{j.attempts}/{j.max_attempts}",
+             j.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+             (j.error.message if j.error else "")[:60]) for j in found]
+    _table(("ID", "TASK", "STATUS", "ATTEMPTS", "CREATED (UTC)", "ERROR"), rows)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def queues(ctx: click.Context, as_json: bool) -> None:
+    """Per queue: length, pending, lag, delayed, dead-lettered, replicas."""
+    with _client(ctx) as wc:
+        stats = wc.queues()
+    if as_json:
+        _echo_json([q.model_dump(mode="json") for q in stats])
+        return
+    rows = [(q.queue, q.length, q.pending, q.lag, f"{q.oldest_waiting_s:.1f}", q.delayed,
+             q.dead_lettered, q.replicas) for q in stats]
+    _table(("QUEUE", "LENGTH", "PENDING", "LAG", "OLDEST_S", "DELAYED", "DEAD", "REPLICAS"), rows)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="With payload and result schemas.")
+@click.pass_context
+def tasks(ctx: click.Context, as_json: bool) -> None:
+    """Task types the platform accepts."""
+    with _client(ctx) as wc:
+        found = wc.tasks()
+    if as_json:
+        _echo_json(found)
+        return
+    _table(("TASK", "QUEUE", "MAX_ATTEMPTS", "TIME_LIMIT_S", "RATE_LIMIT"),
+           [(t["name"], t["queue"], t["max_attempts"], t["time_limit_s"], t["rate_limit"] or "")
+            for t in found])
+
+
+def _job_command(name: str, doc: str, action: Callable[[WorkersClient, str], Job]) -> None:
+    @main.command(name=name, help=doc)
+    @click.argument("job_id")
+    @click.pass_context
+    def command(ctx: click.Context, job_id: str) -> None:
+        with _client(ctx) as wc:
+            _echo_json(action(wc, job_id).model_dump(mode="json"))
+
+
+_job_command("cancel", "Cancel a job (a running one is asked to stop).", WorkersClient.cancel)
+_job_command("retry", "Queue a failed or dead-lettered job again.", WorkersClient.retry)
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--content-type", default=None, help="Default: guessed from the name.")
+@click.pass_context
+def upload(ctx: click.Context, path: Path, content_type: str | None) -> None:
+    """Store a file as an artifact; print its id and metadata."""
+    with _client(ctx) as wc:
+        meta = wc.upload(path, content_type or _guess_type(str(path)))
+    _echo_json(meta.model_dump(mode="json"))
+
+
+@main.command()
+@click.argument("artifact_id")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.pass_context
+def download(ctx: click.Context, artifact_id: str, output: Path) -> None:
+    """Save an artifact (e.g. a rendered PDF) to a file."""
+    with _client(ctx) as wc:
+        output.write_bytes(wc.download(artifact_id))
+    click.echo(str(output))
+
+
+def _guess_type(path: str) -> str:
+    import mimetypes
+
+    return mimetypes.guess_type(path)[0] or "application/octet-stream"
+
+
+def _parse_time(value: str | None) -> datetime | float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is neither ISO 8601 nor epoch seconds",
+                                 param_hint="--not-before") from None
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    cells = [tuple(str(c) for c in row) for row in [header, *rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for row in cells:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())

@@ -1,0 +1,167 @@
+"""``AsyncWorkersClient``: the asyncio SDK (FastAPI apps, async workers, notebooks)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from workers_core.artifacts import ArtifactMeta
+from workers_core.client import ops
+from workers_core.client.breaker import CircuitBreaker
+from workers_core.client.core import Call, ClientCore, RetryConfig
+from workers_core.client.errors import ClientError
+from workers_core.jobs.models import Job, JobAccepted, JobStatus, JobSubmission, QueueStats
+
+T = TypeVar("T")
+
+
+class AsyncWorkersClient:
+    """The same operations, errors, retries and breaker as ``WorkersClient``, awaitable.
+
+    >>> async with AsyncWorkersClient("http://127.0.0.1:8000") as wc:
+    ...     result = await wc.run("debug.echo", {"value": 1}, timeout=30)
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        timeout_s: float = 30.0,
+        retry: RetryConfig | None = None,
+        breaker: CircuitBreaker | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.core = ClientCore(base_url, token, timeout_s, retry or RetryConfig(),
+                               breaker or CircuitBreaker())
+        self._http = httpx.AsyncClient(transport=transport, **self.core.client_kwargs())
+        self._sleep = sleep
+        self._monotonic = monotonic
+
+    async def __aenter__(self) -> AsyncWorkersClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def _send(self, call: Call) -> httpx.Response:
+        retries = 0
+        while True:
+            self.core.breaker.before_call()
+            error: ClientError | None
+            try:
+                response = await self._http.request(call.method, call.path,
+                                                    **self.core.request_kwargs(call))
+            except httpx.TransportError as exc:
+                error = self.core.transport_error(exc)
+            else:
+                error = self.core.outcome(call, response)
+                if error is None:
+                    return response
+            delay = self.core.retry_delay(call, error, retries)
+            if delay is None:
+                raise error
+            await self._sleep(delay)
+            retries += 1
+
+    async def _drive(self, op: ops.Op[T]) -> T:
+        try:
+            call = next(op)
+            while True:
+                call = op.send(await self._send(call))
+        except StopIteration as done:
+            result: T = done.value
+            return result
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    async def submit(self, task: str, payload: Mapping[str, Any] | None = None, *,
+                     not_before: datetime | float | None = None,
+                     max_attempts: int | None = None, correlation_id: str | None = None,
+                     idempotency_key: str | None = None) -> JobAccepted:
+        """Store one job; resending after a lost answer returns the same job."""
+        return await self._drive(ops.submit(
+            self.core, task, payload, not_before=not_before, max_attempts=max_attempts,
+            correlation_id=correlation_id, idempotency_key=idempotency_key))
+
+    async def submit_many(self, jobs: Iterable[JobSubmission | Mapping[str, Any]]
+                          ) -> list[JobAccepted]:
+        """Store many jobs: one request, and one Redis round trip, per 1,000."""
+        return await self._drive(ops.submit_many(self.core, jobs))
+
+    async def get(self, job_id: str) -> Job:
+        return await self._drive(ops.get(job_id))
+
+    # ``timeout`` is the wait's deadline, sent to the server as long-poll lengths, not a cap on
+    # this coroutine; it mirrors WorkersClient.wait.
+    async def wait(self, job_id: str, timeout: float | None = None,  # noqa: ASYNC109
+                   poll_s: float = 60.0) -> Job:
+        """The finished job; ``WaitTimeout`` after ``timeout`` seconds (None: no limit)."""
+        return await self._drive(ops.wait(self.core, job_id, timeout, poll_s, self._monotonic))
+
+    async def run(self, task: str, payload: Mapping[str, Any] | None = None, *,
+                  timeout: float | None = None, **options: Any) -> Any:  # noqa: ASYNC109
+        """Submit, wait, return the result; ``JobFailed`` unless the job succeeded."""
+        return await self._drive(
+            ops.run(self.core, task, payload, timeout, self._monotonic, options))
+
+    async def cancel(self, job_id: str) -> Job:
+        return await self._drive(ops.cancel(job_id))
+
+    async def retry(self, job_id: str) -> Job:
+        """Queue a failed or dead-lettered job again."""
+        return await self._drive(ops.retry(job_id))
+
+    async def jobs(self, *, task: str | None = None, status: JobStatus | str | None = None,
+                   limit: int | None = None, page_size: int = 100) -> AsyncIterator[Job]:
+        """Newest first, following cursors page by page."""
+        cursor: str | None = None
+        seen = 0
+        while True:
+            page = await self._drive(ops.page(task, status, cursor, page_size))
+            for job in page.items:
+                if limit is not None and seen >= limit:
+                    return
+                seen += 1
+                yield job
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    # -- platform and artifacts -------------------------------------------------------------
+
+    async def queues(self) -> list[QueueStats]:
+        return await self._drive(ops.queues())
+
+    async def tasks(self) -> list[dict[str, Any]]:
+        """Task types with their payload and result JSON schemas."""
+        result: list[dict[str, Any]] = await self._drive(ops.get_json("/v1/tasks"))
+        return result
+
+    async def health(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self._drive(ops.get_json("/healthz"))
+        return result
+
+    async def ready(self) -> dict[str, Any]:
+        """Readiness checks; an unready platform raises ``Unavailable`` (503)."""
+        result: dict[str, Any] = await self._drive(ops.get_json("/readyz"))
+        return result
+
+    async def upload(self, data: bytes | Path, content_type: str = "application/octet-stream",
+                     filename: str | None = None) -> ArtifactMeta:
+        """Store a binary for jobs to reference by id."""
+        return await self._drive(ops.upload(data, content_type, filename))
+
+    async def download(self, artifact_id: str) -> bytes:
+        return await self._drive(ops.download(artifact_id))

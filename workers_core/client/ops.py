@@ -1,0 +1,124 @@
+"""Each SDK operation written once, as a generator that yields the HTTP calls it needs and
+receives their answers. The sync and async clients only drive these generators with their
+own I/O, so the two can never drift apart."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from workers_core.artifacts import ArtifactMeta
+from workers_core.client.core import Call, ClientCore
+from workers_core.client.errors import JobFailed, WaitTimeout
+from workers_core.jobs.models import (
+    BatchAccepted,
+    Job,
+    JobAccepted,
+    JobPage,
+    JobStatus,
+    JobSubmission,
+    QueueStats,
+)
+
+T = TypeVar("T")
+Op = Generator[Call, httpx.Response, T]
+
+
+def simple(call: Call, parse: Callable[[httpx.Response], T]) -> Op[T]:
+    response = yield call
+    return parse(response)
+
+
+def _json(response: httpx.Response) -> Any:
+    return response.json()
+
+
+def submit(core: ClientCore, task: str, payload: Mapping[str, Any] | None, *,
+           not_before: datetime | float | None = None, max_attempts: int | None = None,
+           correlation_id: str | None = None, idempotency_key: str | None = None
+           ) -> Op[JobAccepted]:
+    call = core.submit_call(task, payload, not_before=not_before, max_attempts=max_attempts,
+                            correlation_id=correlation_id, idempotency_key=idempotency_key)
+    response = yield call
+    return JobAccepted.model_validate(response.json())
+
+
+def submit_many(core: ClientCore, jobs: Iterable[JobSubmission | Mapping[str, Any]]
+                ) -> Op[list[JobAccepted]]:
+    accepted: list[JobAccepted] = []
+    for call in core.batch_calls(jobs):
+        response = yield call
+        accepted.extend(BatchAccepted.model_validate(response.json()).jobs)
+    return accepted
+
+
+def get(job_id: str) -> Op[Job]:
+    return simple(Call("GET", f"/v1/jobs/{job_id}"), lambda r: Job.model_validate(r.json()))
+
+
+def wait(core: ClientCore, job_id: str, timeout: float | None, poll_s: float,
+         monotonic: Callable[[], float]) -> Op[Job]:
+    """Long-polls of up to ``poll_s`` until the job is finished or ``timeout`` has passed."""
+    deadline = None if timeout is None else monotonic() + timeout
+    while True:
+        left = poll_s if deadline is None else min(poll_s, deadline - monotonic())
+        response = yield core.wait_call(job_id, max(left, 0.0))
+        job = Job.model_validate(response.json())
+        if job.status.terminal:
+            return job
+        if deadline is not None and monotonic() >= deadline:
+            raise WaitTimeout(job, timeout or 0.0)
+
+
+def run(core: ClientCore, task: str, payload: Mapping[str, Any] | None, timeout: float | None,
+        monotonic: Callable[[], float], options: dict[str, Any]) -> Op[Any]:
+    accepted = yield from submit(core, task, payload, **options)
+    job = yield from wait(core, accepted.id, timeout, 60.0, monotonic)
+    if job.status is not JobStatus.SUCCEEDED:
+        raise JobFailed(job)
+    return job.result
+
+
+def cancel(job_id: str) -> Op[Job]:
+    return simple(Call("POST", f"/v1/jobs/{job_id}:cancel"),
+                  lambda r: Job.model_validate(r.json()))
+
+
+def retry(job_id: str) -> Op[Job]:
+    return simple(Call("POST", f"/v1/jobs/{job_id}:retry"),
+                  lambda r: Job.model_validate(r.json()))
+
+
+def page(task: str | None, status: JobStatus | str | None, cursor: str | None,
+         page_size: int) -> Op[JobPage]:
+    params = {"task": task, "status": status, "cursor": cursor, "limit": page_size}
+    return simple(Call("GET", "/v1/jobs", params=params),
+                  lambda r: JobPage.model_validate(r.json()))
+
+
+def queues() -> Op[list[QueueStats]]:
+    return simple(Call("GET", "/v1/queues"),
+                  lambda r: [QueueStats.model_validate(q) for q in r.json()])
+
+
+def get_json(path: str) -> Op[Any]:
+    return simple(Call("GET", path), _json)
+
+
+def upload(data: bytes | Path, content_type: str, filename: str | None) -> Op[ArtifactMeta]:
+    if isinstance(data, Path):
+        filename = filename or data.name
+        data = data.read_bytes()
+    headers = {"Content-Type": content_type}
+    if filename:
+        headers["X-Filename"] = filename
+    return simple(Call("POST", "/v1/artifacts", content=data, headers=headers),
+                  lambda r: ArtifactMeta.model_validate(r.json()))
+
+
+def download(artifact_id: str) -> Op[bytes]:
+    return simple(Call("GET", f"/v1/artifacts/{artifact_id}"), lambda r: r.content)
