@@ -28,12 +28,13 @@ from workers_core.errors import (
     TimeLimitExceeded,
     WorkersError,
 )
+from workers_core.jobs import chains
 from workers_core.jobs.models import JobError, JobStatus
 from workers_core.jobs.side_effects import SideEffectLedger
-from workers_core.jobs.store import Delivery, JobStore
+from workers_core.jobs.store import Delivery, JobStore, NewJob
 from workers_core.ratelimit import Rate, RedisRateLimiter
 from workers_core.tasks.base import Health, JobContext, Task
-from workers_core.tasks.registry import QueueSpec
+from workers_core.tasks.registry import QueueSpec, TaskCatalog
 
 log = structlog.get_logger("workers_core.consumer")
 
@@ -68,6 +69,7 @@ class QueueConsumer:
         consumer: str,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        catalog: TaskCatalog | None = None,
     ) -> None:
         self.store = store
         self.spec = spec
@@ -92,6 +94,7 @@ class QueueConsumer:
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._last_keep_alive = 0.0
+        self._catalog = catalog
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -229,13 +232,33 @@ class QueueConsumer:
         except Exception as exc:
             await self._record_failure(delivery, ctx, exc)
             return
-        ok = await self._settle(lambda: self.store.succeed(self.queue, delivery, result))
+        children, chain_error = self._follow_ups(delivery, result)
+        ok = await self._settle(lambda: self.store.succeed(
+            self.queue, delivery, result, children, chain_error))
         if ok:
             self.stats.succeeded += 1
             self.stats.last_job_at = self.clock.now()
             ctx.log.debug("job_succeeded")
         else:
             ctx.log.warning("job_result_stale", detail="a newer delivery owns this job")
+
+    def _follow_ups(self, d: Delivery, result: Any) -> tuple[list[NewJob], str]:
+        """The chain's children, built from the result before success is recorded; a chain
+        that cannot be built leaves the parent succeeded, with ``chain_error`` saying why."""
+        if not d.then:
+            return [], ""
+        if self._catalog is None:
+            self._catalog = TaskCatalog.discover()
+        parent = {"id": d.job_id, "task": d.task, "correlation_id": d.correlation_id,
+                  "payload": d.payload, "result": result}
+        try:
+            built = chains.children_of(self._catalog, parent, d.then)
+        except chains.ChainError as exc:
+            log.warning("chain_failed", job_id=d.job_id, error=exc.message)
+            return [], exc.message
+        return [NewJob(submission=sub, queue=queue, max_attempts=attempts,
+                       idempotency_key=f"chain:{d.job_id}:{i}", parent_id=d.job_id)
+                for i, (sub, queue, attempts) in enumerate(built)], ""
 
     async def _run_task(self, task: Task[Any, Any], d: Delivery, ctx: JobContext) -> Any:
         try:

@@ -17,6 +17,7 @@ from workers_core.config import Settings
 from workers_core.deployments import problems
 from workers_core.deployments.completion import CompletionWaiter
 from workers_core.errors import InvalidPayload
+from workers_core.jobs import chains
 from workers_core.jobs.models import (
     BatchAccepted,
     BatchSubmission,
@@ -75,6 +76,13 @@ def _resolve(
             f"payload does not match {sub.task}: " + ", ".join(e["field"] for e in errors),
             errors=errors,
         ) from None
+    if sub.then:
+        chain_errors = chains.check_follow_ups(state.catalog, sub.then, (*where, "then"))
+        if chain_errors:
+            raise InvalidPayload(
+                "invalid follow-up jobs: " + ", ".join(e["field"] for e in chain_errors),
+                errors=chain_errors,
+            )
     return NewJob(
         submission=sub,
         queue=task.queue,

@@ -43,6 +43,37 @@ def new_job_id(now_s: float | None = None) -> str:
     return f"{ms:012x}{next(_sequence) & 0xFFFF:04x}{secrets.token_hex(8)}"
 
 
+MAX_CHAIN_JOBS = 20
+MAX_CHAIN_DEPTH = 5
+
+
+class FollowUp(BaseModel):
+    """A job to submit when its parent succeeds. Payload values of the form
+    ``{"$parent": "result.artifact_id"}`` are replaced by that path of the parent job
+    (``result…``, ``id``, ``correlation_id``, ``payload…``) when the child is created."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str = Field(min_length=1, max_length=128, examples=["email.send"])
+    payload: dict[str, Any] = Field(default_factory=dict)
+    max_attempts: int | None = Field(default=None, ge=1, le=100)
+    correlation_id: str | None = Field(
+        default=None, max_length=128, description="Default: the parent's (or the parent's id)."
+    )
+    then: list[FollowUp] = Field(default_factory=list, max_length=10)
+
+
+def _chain_shape(then: list[FollowUp]) -> list[FollowUp]:
+    def walk(items: list[FollowUp], depth: int) -> int:
+        if items and depth > MAX_CHAIN_DEPTH:
+            raise ValueError(f"a chain is at most {MAX_CHAIN_DEPTH} jobs deep")
+        return sum(1 + walk(f.then, depth + 1) for f in items)
+
+    if walk(then, 1) > MAX_CHAIN_JOBS:
+        raise ValueError(f"a chain holds at most {MAX_CHAIN_JOBS} follow-up jobs")
+    return then
+
+
 class JobSubmission(BaseModel):
     """What a client sends to create one job."""
 
@@ -60,6 +91,12 @@ class JobSubmission(BaseModel):
         max_length=255,
         description="Batch items only; single submissions use the Idempotency-Key header.",
     )
+    then: list[FollowUp] = Field(
+        default_factory=list, max_length=10,
+        description="Jobs to submit when this one succeeds (see FollowUp).",
+    )
+
+    _then_shape = field_validator("then")(_chain_shape)
 
     @field_validator("not_before")
     @classmethod
@@ -103,6 +140,12 @@ class Job(BaseModel):
     error: JobError | None = None
     cancel_requested: bool = False
     consumer: str | None = Field(default=None, description="The replica running it.")
+    then: list[FollowUp] = Field(default_factory=list, description="Follow-ups on success.")
+    parent_id: str | None = Field(default=None, description="The job whose chain created it.")
+    children: list[str] = Field(default_factory=list,
+                                description="Jobs its chain created when it succeeded.")
+    chain_error: str | None = Field(default=None,
+                                    description="Why its follow-ups could not be created.")
 
     @classmethod
     def from_hash(cls, fields: dict[str, str]) -> Job:
@@ -130,6 +173,10 @@ class Job(BaseModel):
             error=JobError.model_validate_json(error) if error else None,
             cancel_requested=fields.get("cancel_requested") == "1",
             consumer=fields.get("consumer") or None,
+            then=json.loads(fields.get("then") or "[]"),
+            parent_id=fields.get("parent_id") or None,
+            children=json.loads(fields.get("children") or "[]"),
+            chain_error=fields.get("chain_error") or None,
         )
 
 

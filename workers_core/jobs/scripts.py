@@ -58,54 +58,60 @@ local function enqueue(id, queue)
 end
 """
 
-# ARGV[5] idempotency ttl, ARGV[6] JSON array of jobs:
-# {fields: {...all hash fields as strings...}, idem: key|"" , fp: fingerprint, due: epoch|""}
-SUBMIT = PRELUDE + r"""
-local IDEM_TTL = ARGV[5]
-local jobs = cjson.decode(ARGV[6])
-local out = {}
-for _, job in ipairs(jobs) do
-  local f = job.fields
-  local id = f.id
-  local verdict = nil
-  if job.idem ~= '' then
-    local ikey = P .. ':idem:' .. job.idem
-    local existing = redis.call('GET', ikey)
-    if existing then
-      local sep = string.find(existing, '|', 1, true)
-      local old_id = string.sub(existing, 1, sep - 1)
-      if string.sub(existing, sep + 1) == job.fp then verdict = {'dup', old_id}
-      else verdict = {'conflict', old_id} end
+# Stores and enqueues jobs: {fields: {...all hash fields as strings...}, idem: key|"",
+# fp: fingerprint, due: epoch|""} -> flat {verdict, id, ...}, verdict new|dup|conflict.
+SUBMIT_FN = r"""
+local function submit_jobs(jobs, idem_ttl)
+  local out = {}
+  for _, job in ipairs(jobs) do
+    local f = job.fields
+    local id = f.id
+    local verdict = nil
+    if job.idem ~= '' then
+      local ikey = P .. ':idem:' .. job.idem
+      local existing = redis.call('GET', ikey)
+      if existing then
+        local sep = string.find(existing, '|', 1, true)
+        local old_id = string.sub(existing, 1, sep - 1)
+        if string.sub(existing, sep + 1) == job.fp then verdict = {'dup', old_id}
+        else verdict = {'conflict', old_id} end
+      else
+        redis.call('SET', ikey, id .. '|' .. job.fp, 'EX', idem_ttl)
+      end
+    end
+    if verdict then
+      table.insert(out, verdict[1]); table.insert(out, verdict[2])
     else
-      redis.call('SET', ikey, id .. '|' .. job.fp, 'EX', IDEM_TTL)
+      local args = {}
+      for k, v in pairs(f) do table.insert(args, k); table.insert(args, v) end
+      redis.call('HSET', jkey(id), unpack(args))
+      redis.call('ZADD', P .. ':idx:all', 0, id)
+      redis.call('ZADD', P .. ':idx:task:' .. f.task, 0, id)
+      redis.call('SADD', P .. ':queues', f.queue)
+      if job.due ~= '' and tonumber(job.due) > tonumber(NOW) then
+        set_status(id, nil, 'scheduled')
+        redis.call('ZADD', P .. ':delayed:' .. f.queue, job.due, id)
+        emit('job.queued', id, {not_before=tonumber(job.due)})
+      else
+        set_status(id, nil, 'queued')
+        enqueue(id, f.queue)
+        emit('job.queued', id, nil)
+      end
+      table.insert(out, 'new'); table.insert(out, id)
     end
   end
-  if verdict then
-    table.insert(out, verdict[1]); table.insert(out, verdict[2])
-  else
-    local args = {}
-    for k, v in pairs(f) do table.insert(args, k); table.insert(args, v) end
-    redis.call('HSET', jkey(id), unpack(args))
-    redis.call('ZADD', P .. ':idx:all', 0, id)
-    redis.call('ZADD', P .. ':idx:task:' .. f.task, 0, id)
-    redis.call('SADD', P .. ':queues', f.queue)
-    if job.due ~= '' and tonumber(job.due) > tonumber(NOW) then
-      set_status(id, nil, 'scheduled')
-      redis.call('ZADD', P .. ':delayed:' .. f.queue, job.due, id)
-      emit('job.queued', id, {not_before=tonumber(job.due)})
-    else
-      set_status(id, nil, 'queued')
-      enqueue(id, f.queue)
-      emit('job.queued', id, nil)
-    end
-    table.insert(out, 'new'); table.insert(out, id)
-  end
+  return out
 end
-return out
+"""
+
+# ARGV[5] idempotency ttl, ARGV[6] JSON array of jobs (see SUBMIT_FN)
+SUBMIT = PRELUDE + SUBMIT_FN + r"""
+return submit_jobs(cjson.decode(ARGV[6]), ARGV[5])
 """
 
 # ARGV[5] id, ARGV[6] entry, ARGV[7] consumer, ARGV[8] queue, ARGV[9] result ttl, ARGV[10] dlq maxlen
-# -> {'run', attempts, payload, task, max_attempts, correlation_id} | {'skip', status} | {'dead'}
+# -> {'run', attempts, payload, task, max_attempts, correlation_id, then} | {'skip', status}
+#    | {'dead'}
 START = PRELUDE + r"""
 local id, entry, consumer, queue = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local st = redis.call('HGET', jkey(id), 'status')
@@ -131,12 +137,14 @@ end
 redis.call('HSET', jkey(id), 'started_at', NOW, 'consumer', consumer, 'entry', entry)
 set_status(id, st, 'running')
 emit('job.started', id, {consumer=consumer})
-local j = redis.call('HMGET', jkey(id), 'payload', 'task', 'max_attempts', 'correlation_id')
-return {'run', attempts, j[1], j[2], j[3], j[4] or ''}
+local j = redis.call('HMGET', jkey(id), 'payload', 'task', 'max_attempts', 'correlation_id',
+                     'then')
+return {'run', attempts, j[1], j[2], j[3], j[4] or '', j[5] or ''}
 """
 
-# ARGV[5] id, ARGV[6] entry, ARGV[7] attempt, ARGV[8] queue, ARGV[9] result json, ARGV[10] ttl
-SUCCEED = PRELUDE + r"""
+# ARGV[5] id, ARGV[6] entry, ARGV[7] attempt, ARGV[8] queue, ARGV[9] result json, ARGV[10] ttl,
+# ARGV[11] follow-up jobs (JSON, see SUBMIT_FN), ARGV[12] idempotency ttl, ARGV[13] chain error
+SUCCEED = PRELUDE + SUBMIT_FN + r"""
 local id, entry, attempt, queue = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local j = redis.call('HMGET', jkey(id), 'status', 'attempts', 'entry')
 if j[1] ~= 'running' or j[2] ~= attempt or j[3] ~= entry then
@@ -149,6 +157,18 @@ redis.call('HDEL', jkey(id), 'error', 'cancel_requested')
 set_status(id, 'running', 'succeeded')
 drop_entry(queue, entry)
 emit('job.succeeded', id, nil)
+-- The chain's children are created in this same step: never lost, never created twice.
+local children = cjson.decode(ARGV[11])
+if #children > 0 then
+  local verdicts = submit_jobs(children, ARGV[12])
+  local ids = {}
+  for i = 2, #verdicts, 2 do table.insert(ids, verdicts[i]) end
+  redis.call('HSET', jkey(id), 'children', cjson.encode(ids))
+end
+if ARGV[13] ~= '' then
+  redis.call('HSET', jkey(id), 'chain_error', ARGV[13])
+  emit('job.chain_failed', id, {error=ARGV[13]})
+end
 finish(id, ARGV[10])
 return 'ok'
 """

@@ -7,7 +7,7 @@ import hashlib
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +25,7 @@ from workers_core.errors import (
 from workers_core.jobs import scripts
 from workers_core.jobs.keys import CONSUMER_GROUP, RedisKeys
 from workers_core.jobs.models import (
+    FollowUp,
     Job,
     JobError,
     JobPage,
@@ -52,6 +53,7 @@ class NewJob:
     queue: str
     max_attempts: int
     idempotency_key: str | None = None
+    parent_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,12 +73,44 @@ class Delivery:
     payload: dict[str, Any]
     max_attempts: int
     correlation_id: str | None
+    then: list[FollowUp] = field(default_factory=list)
 
 
 def fingerprint(sub: JobSubmission) -> str:
     """What makes two submissions with one Idempotency-Key 'the same request'."""
-    body = json.dumps([sub.task, sub.payload], sort_keys=True, separators=(",", ":"))
+    parts: list[Any] = [sub.task, sub.payload]
+    if sub.then:  # a different chain is a different request
+        parts.append([f.model_dump(mode="json") for f in sub.then])
+    body = json.dumps(parts, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(body.encode()).hexdigest()[:32]
+
+
+def _encode(job: NewJob, now: float) -> dict[str, Any]:
+    """A job as the SUBMIT_FN Lua function takes it."""
+    sub = job.submission
+    fields = {
+        "id": new_job_id(now),
+        "task": sub.task,
+        "queue": job.queue,
+        "payload": json.dumps(sub.payload, separators=(",", ":")),
+        "attempts": "0",
+        "max_attempts": str(job.max_attempts),
+        "attempt_budget": str(job.max_attempts),
+        "created_at": repr(now),
+        "correlation_id": sub.correlation_id or "",
+        "idempotency_key": job.idempotency_key or "",
+    }
+    if sub.then:
+        fields["then"] = json.dumps([f.model_dump(mode="json", exclude_none=True)
+                                     for f in sub.then], separators=(",", ":"))
+    if job.parent_id:
+        fields["parent_id"] = job.parent_id
+    due = ""
+    if sub.not_before is not None:
+        due = repr(sub.not_before.timestamp())
+        fields["not_before"] = due
+    return {"fields": fields, "idem": job.idempotency_key or "", "fp": fingerprint(sub),
+            "due": due}
 
 
 def _iso(ts: float) -> str:
@@ -130,33 +164,7 @@ class JobStore:
     async def submit_many(self, jobs: Sequence[NewJob]) -> list[Submitted]:
         """Store jobs and enqueue them in one round trip (one Lua call)."""
         now = self.clock.now()
-        encoded = []
-        for job in jobs:
-            sub = job.submission
-            fields = {
-                "id": new_job_id(now),
-                "task": sub.task,
-                "queue": job.queue,
-                "payload": json.dumps(sub.payload, separators=(",", ":")),
-                "attempts": "0",
-                "max_attempts": str(job.max_attempts),
-                "attempt_budget": str(job.max_attempts),
-                "created_at": repr(now),
-                "correlation_id": sub.correlation_id or "",
-                "idempotency_key": job.idempotency_key or "",
-            }
-            due = ""
-            if sub.not_before is not None:
-                due = repr(sub.not_before.timestamp())
-                fields["not_before"] = due
-            encoded.append(
-                {
-                    "fields": fields,
-                    "idem": job.idempotency_key or "",
-                    "fp": fingerprint(sub),
-                    "due": due,
-                }
-            )
+        encoded = [_encode(job, now) for job in jobs]
         raw = await self._run("SUBMIT", self.settings.idempotency_ttl_s, json.dumps(encoded))
         out: list[Submitted] = []
         for verdict, job_id, job in zip(raw[::2], raw[1::2], jobs, strict=True):
@@ -293,17 +301,23 @@ class JobStore:
         )
         if reply[0] != "run":
             return None
-        _, attempt, payload, task, max_attempts, correlation_id = reply
+        _, attempt, payload, task, max_attempts, correlation_id, then = reply
         return Delivery(
             job_id=job_id, entry=entry, attempt=int(attempt), task=task,
             payload=json.loads(payload), max_attempts=int(max_attempts),
             correlation_id=correlation_id or None,
+            then=[FollowUp.model_validate(f) for f in json.loads(then)] if then else [],
         )
 
-    async def succeed(self, queue: str, d: Delivery, result: Any) -> bool:
+    async def succeed(self, queue: str, d: Delivery, result: Any,
+                      children: Sequence[NewJob] = (), chain_error: str = "") -> bool:
+        """Record success and, in the same step, create the chain's follow-up jobs."""
+        now = self.clock.now()
+        encoded = [_encode(child, now) for child in children]
         verdict = await self._run(
             "SUCCEED", d.job_id, d.entry, str(d.attempt), queue,
             json.dumps(result, separators=(",", ":")), self.settings.result_ttl_s,
+            json.dumps(encoded), self.settings.idempotency_ttl_s, chain_error,
         )
         return bool(verdict == "ok")
 
