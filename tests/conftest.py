@@ -19,6 +19,7 @@ from workers_core.clock import ManualClock
 from workers_core.config import Settings
 from workers_core.jobs.store import JobStore
 from workers_core.local.redis_server import RedisServer
+from workers_core.sandbox.slack import SlackSandbox
 
 
 def free_port() -> int:
@@ -92,6 +93,13 @@ class SmtpServer:
     username: str
     password: str
     capture: SmtpCapture
+
+
+@pytest.fixture(scope="session")
+def slack_sandbox() -> Iterator[SlackSandbox]:
+    """The project's Slack stand-in (webhook + Web API over real HTTP) for the session."""
+    with SlackSandbox() as slack:
+        yield slack
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from tests.conftest import SmtpServer, free_port
 from workers_core.config import QueueOverrides, Settings
 from workers_core.deployments.app import build_platform
 from workers_core.local.redis_server import RedisServer
+from workers_core.sandbox.slack import SlackSandbox
 
 APP_NAME = "workers"
 TERMINAL = {"succeeded", "failed", "dead", "cancelled"}
@@ -87,7 +88,8 @@ def ray_session() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def platform(
-    ray_session: None, tmp_path_factory: pytest.TempPathFactory, smtp_server: SmtpServer
+    ray_session: None, tmp_path_factory: pytest.TempPathFactory, smtp_server: SmtpServer,
+    slack_sandbox: SlackSandbox,
 ) -> Iterator[Platform]:
     server = RedisServer(Path(tmp_path_factory.mktemp("platform-redis")), free_port())
     server.start()
@@ -109,6 +111,9 @@ def platform(
         smtp_username=smtp_server.username,
         smtp_password=smtp_server.password,
         smtp_from="facturi@firma.ro",
+        slack_api_url=slack_sandbox.api_url,
+        slack_bot_token=slack_sandbox.token,
+        slack_default_channel="#facturi",
     )
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_platform(settings), name=APP_NAME, route_prefix="/")

@@ -70,8 +70,9 @@ async def at_most_once(
     """Run ``act`` once per ``key``; returns ``(outcome, duplicate)``.
 
     ``act`` raising ``OutcomeUnknown`` (a timeout after the request left) keeps the claim,
-    so no later attempt acts again; any other error means it certainly did not happen, and
-    the claim is released for the retry.
+    so no later attempt acts again; so does a cancellation (time limit, shutdown), which may
+    cut a request that already left. Any other error means it certainly did not happen,
+    and the claim is released for the retry.
     """
     record = await ledger.claim(key, attempt)
     if record is not None and record.state is EffectState.DONE:
@@ -85,7 +86,7 @@ async def at_most_once(
         outcome = await act()
     except OutcomeUnknown:
         raise
-    except BaseException:
+    except Exception:
         await ledger.release(key)
         raise
     await ledger.complete(key, attempt, outcome)
