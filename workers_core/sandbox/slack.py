@@ -22,6 +22,7 @@ endpoints live under ``/_sandbox/``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import threading
@@ -397,3 +398,24 @@ class SlackSandbox:
 
     def serve_forever(self) -> None:
         self._server.serve_forever()
+
+
+def main() -> None:
+    """``python -m workers_core.sandbox.slack [--port N]``: a Slack stand-in for local runs."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8099)
+    args = parser.parse_args()
+    sandbox = SlackSandbox(args.host, args.port)
+    print(f"WORKERS_SLACK_API_URL={sandbox.api_url}")
+    print(f"WORKERS_SLACK_BOT_TOKEN={sandbox.token}")
+    print(f"WORKERS_SLACK_WEBHOOK_URL={sandbox.webhook_url}")
+    print(f"messages: {sandbox.url}/_sandbox/messages", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        sandbox.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
