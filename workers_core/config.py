@@ -109,6 +109,27 @@ class Settings(BaseSettings):
     pdf_render_timeout_s: float = Field(default=30.0, gt=0)
     pdf_max_pages: int = Field(default=500, ge=1)
 
+    # Official schemas and rule sets (UBL/CIUS-RO, e-Transport, SAF-T, REGES): data, read
+    # from a directory, never copied into the repository.
+    schemas_dir: Path | None = Field(
+        default=None, description="Default: ../shared/schemas next to the checkout, if present."
+    )
+
+    # ANAF (taxpayer lookup, e-Factura, e-Transport).
+    anaf_env: Literal["test", "prod"] = "test"
+    anaf_public_url: str = Field(
+        default="https://webservicesp.anaf.ro", description="Public lookup host (no auth)."
+    )
+    anaf_api_url: str = Field(default="https://api.anaf.ro", description="OAuth2 API host.")
+    anaf_oauth_url: str = Field(
+        default="https://logincert.anaf.ro", description="OAuth2 authorize/token host."
+    )
+    anaf_client_id: str | None = None
+    anaf_client_secret: SecretStr | None = None
+    anaf_redirect_uri: str = "https://localhost:8443/anaf/callback"
+    anaf_timeout_s: float = Field(default=60.0, gt=0)
+    anaf_lookup_cache_ttl_s: int = Field(default=24 * 3600, ge=0)
+
     # Consumers (pool replicas).
     visibility_timeout_s: float = Field(default=60.0, gt=0)
     read_block_ms: int = Field(default=1000, ge=1)
