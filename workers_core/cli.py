@@ -284,3 +284,13 @@ def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     for row in cells:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _register_subgroups() -> None:
+    """Domain command groups live next to their code; they are attached here."""
+    from workers_core.efactura.cli import efactura
+
+    main.add_command(efactura)
+
+
+_register_subgroups()

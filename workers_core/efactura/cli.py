@@ -1,0 +1,126 @@
+"""`workers-core efactura`: build CIUS-RO invoices from JSON and validate UBL files offline.
+
+Exit codes:
+  0 every file is valid (warnings allowed)   3 a file failed XSD or CIUS-RO rules
+  2 bad usage, an invalid invoice JSON        7 the schemas directory is missing
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from pydantic import ValidationError
+
+from workers_core.config import Settings
+from workers_core.efactura.errors import MalformedXml, SchemasUnavailable, UnsafeXml
+from workers_core.efactura.model import Invoice
+from workers_core.efactura.schemas import schemas_root
+from workers_core.efactura.ubl import build_xml
+from workers_core.efactura.validate import ValidationReport, validate
+
+EXIT_OK, EXIT_USAGE, EXIT_INVALID, EXIT_UNAVAILABLE = 0, 2, 3, 7
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _root() -> Path:
+    try:
+        return schemas_root(Settings())
+    except SchemasUnavailable as exc:
+        _fail(EXIT_UNAVAILABLE, exc.message)
+
+
+def _check(xml: bytes, root: Path) -> ValidationReport | str:
+    """The report, or why the document could not be validated at all."""
+    try:
+        return validate(xml, root)
+    except (UnsafeXml, MalformedXml) as exc:
+        return exc.message
+    except SchemasUnavailable as exc:
+        _fail(EXIT_UNAVAILABLE, exc.message)
+
+
+def _echo_report(name: str, outcome: ValidationReport | str) -> None:
+    if isinstance(outcome, str):
+        click.echo(f"{name}: refused: {outcome}")
+    elif outcome.ok:
+        extra = f" ({len(outcome.warnings)} warnings)" if outcome.warnings else ""
+        click.echo(f"{name}: ok{extra}")
+    else:
+        click.echo(f"{name}: failed {' '.join(outcome.rule_ids())}")
+        for issue in outcome.errors:
+            click.echo(f"  {issue.rule_id} at {issue.location}")
+
+
+def _as_json(name: str, outcome: ValidationReport | str) -> dict[str, Any]:
+    if isinstance(outcome, str):
+        return {"file": name, "ok": False, "refused": outcome}
+    return {"file": name, **outcome.model_dump(mode="json")}
+
+
+@click.group()
+def efactura() -> None:
+    """RO e-Factura (CIUS-RO 1.0.9): build UBL from JSON, validate XML offline.
+
+    Schemas come from WORKERS_SCHEMAS_DIR (default ../shared/schemas next to the checkout).
+    """
+
+
+@efactura.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="One JSON report per file, as a list.")
+def validate_cmd(files: tuple[str, ...], as_json: bool) -> None:
+    """Validate UBL Invoice/CreditNote FILES against UBL 2.1 XSD and CIUS-RO rules.
+
+    \b
+    Examples:
+      workers-core efactura validate factura.xml
+      workers-core efactura validate --json out/*.xml | jq '.[] | select(.ok | not)'
+    """
+    root = _root()
+    outcomes = [(name, _check(Path(name).read_bytes(), root)) for name in files]
+    if as_json:
+        click.echo(json.dumps([_as_json(n, o) for n, o in outcomes], indent=2, ensure_ascii=False))
+    else:
+        for name, outcome in outcomes:
+            _echo_report(name, outcome)
+    failed = any(isinstance(o, str) or not o.ok for _, o in outcomes)
+    sys.exit(EXIT_INVALID if failed else EXIT_OK)
+
+
+@efactura.command("build")
+@click.argument("invoice_json", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Where to write the XML (default: the JSON's name with .xml).",
+)
+def build_cmd(invoice_json: str, output: str | None) -> None:
+    """Build the UBL XML for INVOICE_JSON, write it, then validate it.
+
+    \b
+    Example:
+      workers-core efactura build factura.json -o factura.xml
+    """
+    try:
+        invoice = Invoice.model_validate_json(Path(invoice_json).read_bytes())
+    except ValidationError as exc:
+        for err in exc.errors():
+            where = ".".join(str(part) for part in err["loc"]) or "(invoice)"
+            click.echo(f"  {where}: {err['msg']}", err=True)
+        _fail(EXIT_USAGE, f"{invoice_json} is not a valid invoice")
+    xml = build_xml(invoice)
+    target = Path(output) if output else Path(invoice_json).with_suffix(".xml")
+    target.write_bytes(xml)
+    click.echo(f"wrote {target}")
+    outcome = _check(xml, _root())
+    _echo_report(str(target), outcome)
+    sys.exit(EXIT_OK if isinstance(outcome, ValidationReport) and outcome.ok else EXIT_INVALID)
