@@ -17,6 +17,12 @@ command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>
   || missing+=(chromium)
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 [ -d /usr/share/fonts/truetype/liberation ] || missing+=(fonts-liberation)
+# Optional: Chromium's headless shell renders PDFs ~2x faster per job than full Chromium
+# (pdf.render prefers it when present); skipped quietly where the distribution lacks it.
+if ! command -v chromium-headless-shell >/dev/null 2>&1 \
+    && apt-cache show chromium-headless-shell >/dev/null 2>&1; then
+  missing+=(chromium-headless-shell)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]} with apt-get"
   sudo_cmd=""
