@@ -161,3 +161,30 @@ def test_cli_artifact_upload_and_submit_with_file(platform: Platform, tmp_path: 
 def test_cli_unreachable() -> None:
     result = CliRunner().invoke(main, ["--url", "http://127.0.0.1:9", "--timeout", "1", "queues"])
     assert result.exit_code == EXIT_UNAVAILABLE
+
+
+def test_cli_submits_each_document_worker(platform: Platform, tmp_path: Path) -> None:
+    """`workers-core submit` for every worker type, files uploaded with --artifact."""
+    from tests.unit import ocr_pages
+
+    scan = tmp_path / "scan.png"
+    scan.write_bytes(ocr_pages.png(ocr_pages.render(ocr_pages.short_page("Factură 42"))))
+    runs = {
+        "pdf.render": ["--json", '{"html": "<h1>Factură</h1>"}'],
+        "ocr.extract": ["--artifact", f"artifact_id={scan}"],
+        "email.send": ["--json", '{"to": ["ana@firma.ro"], "subject": "Salut", "text": "x"}'],
+        "notify.slack": ["--json", '{"text": "Salut din CLI"}'],
+        "taxpayer.validate": ["--json", '{"cuis": ["123"]}'],  # check digit fails: no call
+    }
+    for task, args in runs.items():
+        code, out = cli(platform, "submit", task, *args, "--wait", "--wait-timeout", "120")
+        assert code == 0, (task, out)
+        result = json.loads(out)["result"]
+        assert result, task
+    assert "Factur" in result_of(platform, "ocr.extract")
+
+
+def result_of(platform: Platform, task: str) -> str:
+    code, out = cli(platform, "jobs", "--task", task, "--limit", "1", "--json")
+    assert code == 0, out
+    return str(json.loads(out.splitlines()[0])["result"]["text"])
