@@ -45,6 +45,20 @@ def redact_secrets(
     return event_dict
 
 
+class _StderrLogger:
+    """Writes each line to whatever ``sys.stderr`` is *now*: a stream captured at configure
+    time (a test runner's, a CLI runner's) may be closed by the time something logs."""
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    log = debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
+def _stderr_logger(*_: Any) -> _StderrLogger:
+    return _StderrLogger()
+
+
 def configure_logging(level: str = "INFO", json: bool = True) -> None:
     """Route structlog and stdlib logging to stderr, one JSON object per line."""
     renderer: Any = (
@@ -62,6 +76,6 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )

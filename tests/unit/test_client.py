@@ -238,3 +238,14 @@ async def test_async_client_shares_the_same_behaviour() -> None:
                                   breaker=CircuitBreaker(clock=clock)) as wc:
         assert await wc.run("debug.echo", {"value": 5}, timeout=10) == 5
     assert len(slept) == 1 and len(script.requests) == 3
+
+
+def test_submit_carries_follow_ups_only_when_given() -> None:
+    script = Script(httpx.Response(202, json=ACCEPTED), httpx.Response(202, json=ACCEPTED))
+    with client(script) as wc:
+        wc.submit("debug.echo", then=[{"task": "debug.echo",
+                                       "payload": {"message": {"$parent": "result.message"}}}])
+        wc.submit("debug.echo")
+    first, second = (json.loads(r.content) for r in script.requests)
+    assert first["then"][0]["payload"] == {"message": {"$parent": "result.message"}}
+    assert "then" not in second

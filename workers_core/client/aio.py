@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,7 +16,14 @@ from workers_core.client import ops
 from workers_core.client.breaker import CircuitBreaker
 from workers_core.client.core import Call, ClientCore, RetryConfig
 from workers_core.client.errors import ClientError
-from workers_core.jobs.models import Job, JobAccepted, JobStatus, JobSubmission, QueueStats
+from workers_core.jobs.models import (
+    FollowUp,
+    Job,
+    JobAccepted,
+    JobStatus,
+    JobSubmission,
+    QueueStats,
+)
 
 T = TypeVar("T")
 
@@ -89,11 +96,13 @@ class AsyncWorkersClient:
     async def submit(self, task: str, payload: Mapping[str, Any] | None = None, *,
                      not_before: datetime | float | None = None,
                      max_attempts: int | None = None, correlation_id: str | None = None,
-                     idempotency_key: str | None = None) -> JobAccepted:
-        """Store one job; resending after a lost answer returns the same job."""
+                     idempotency_key: str | None = None,
+                     then: Sequence[FollowUp | Mapping[str, Any]] = ()) -> JobAccepted:
+        """Store one job (``then``: follow-ups on success); resending after a lost answer
+        returns the same job."""
         return await self._drive(ops.submit(
             self.core, task, payload, not_before=not_before, max_attempts=max_attempts,
-            correlation_id=correlation_id, idempotency_key=idempotency_key))
+            correlation_id=correlation_id, idempotency_key=idempotency_key, then=then))
 
     async def submit_many(self, jobs: Iterable[JobSubmission | Mapping[str, Any]]
                           ) -> list[JobAccepted]:

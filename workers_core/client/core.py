@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -17,7 +17,7 @@ import httpx
 
 from workers_core.client.breaker import CircuitBreaker
 from workers_core.client.errors import APIError, ClientError, TransportError, api_error
-from workers_core.jobs.models import JobSubmission
+from workers_core.jobs.models import FollowUp, JobSubmission
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 # The request surely never reached the server: safe to send again whatever it was.
@@ -135,9 +135,10 @@ class ClientCore:
         max_attempts: int | None,
         correlation_id: str | None,
         idempotency_key: str | None,
+        then: Sequence[FollowUp | Mapping[str, Any]] = (),
     ) -> Call:
         body = submission(task, payload, not_before=not_before, max_attempts=max_attempts,
-                          correlation_id=correlation_id)
+                          correlation_id=correlation_id, then=then)
         # A key of our own makes the POST safe to resend after a lost answer.
         key = idempotency_key or f"sdk-{uuid.uuid4()}"
         return Call("POST", "/v1/jobs", json=body, headers={"Idempotency-Key": key},
@@ -150,6 +151,8 @@ class ClientCore:
         for job in jobs:
             sub = job if isinstance(job, JobSubmission) else JobSubmission.model_validate(job)
             body = sub.model_dump(mode="json", exclude_none=True)
+            if not body.get("then"):
+                body.pop("then", None)
             body.setdefault("idempotency_key", f"sdk-{uuid.uuid4()}")
             items.append(body)
         return [Call("POST", "/v1/jobs:batch", json={"jobs": items[i:i + self.batch_size]},
@@ -168,11 +171,15 @@ def submission(
     not_before: datetime | float | None = None,
     max_attempts: int | None = None,
     correlation_id: str | None = None,
+    then: Sequence[FollowUp | Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """The JSON body of one job (validated locally: a typo fails before any request)."""
-    sub = JobSubmission(task=task, payload=dict(payload or {}), not_before=not_before,
-                        max_attempts=max_attempts, correlation_id=correlation_id)
-    return sub.model_dump(mode="json", exclude_none=True)
+    sub = JobSubmission.model_validate({
+        "task": task, "payload": dict(payload or {}), "not_before": not_before,
+        "max_attempts": max_attempts, "correlation_id": correlation_id,
+        "then": [f.model_dump() if isinstance(f, FollowUp) else dict(f) for f in then]})
+    return sub.model_dump(mode="json", exclude_none=True,
+                          exclude=None if sub.then else {"then"})
 
 
 def _retry_after(response: httpx.Response) -> float | None:

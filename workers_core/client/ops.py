@@ -4,7 +4,7 @@ own I/O, so the two can never drift apart."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,6 +16,7 @@ from workers_core.client.core import Call, ClientCore
 from workers_core.client.errors import JobFailed, WaitTimeout
 from workers_core.jobs.models import (
     BatchAccepted,
+    FollowUp,
     Job,
     JobAccepted,
     JobPage,
@@ -39,10 +40,11 @@ def _json(response: httpx.Response) -> Any:
 
 def submit(core: ClientCore, task: str, payload: Mapping[str, Any] | None, *,
            not_before: datetime | float | None = None, max_attempts: int | None = None,
-           correlation_id: str | None = None, idempotency_key: str | None = None
-           ) -> Op[JobAccepted]:
+           correlation_id: str | None = None, idempotency_key: str | None = None,
+           then: Sequence[FollowUp | Mapping[str, Any]] = ()) -> Op[JobAccepted]:
     call = core.submit_call(task, payload, not_before=not_before, max_attempts=max_attempts,
-                            correlation_id=correlation_id, idempotency_key=idempotency_key)
+                            correlation_id=correlation_id, idempotency_key=idempotency_key,
+                            then=then)
     response = yield call
     return JobAccepted.model_validate(response.json())
 
