@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -107,10 +108,12 @@ def smtp_server() -> Iterator[SmtpServer]:
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult, LoginPassword
 
+    password = secrets.token_urlsafe(16)  # a throwaway, made for this test session
+
     def authenticate(server: Any, session: Any, envelope: Any, mechanism: str,
                      auth_data: Any) -> AuthResult:
         ok = isinstance(auth_data, LoginPassword) and (
-            auth_data.login, auth_data.password) == (b"robot", b"s3cret-smtp")
+            auth_data.login, auth_data.password) == (b"robot", password.encode())
         # handled=False makes the server answer 535 (handled=True would leave it silent).
         return AuthResult(success=ok, handled=False)
 
@@ -119,5 +122,5 @@ def smtp_server() -> Iterator[SmtpServer]:
     controller = Controller(capture, hostname="127.0.0.1", port=port,
                             authenticator=authenticate, auth_require_tls=False)
     controller.start()
-    yield SmtpServer("127.0.0.1", port, "robot", "s3cret-smtp", capture)
+    yield SmtpServer("127.0.0.1", port, "robot", password, capture)
     controller.stop()

@@ -15,7 +15,12 @@ from workers_core.errors import NonRetryable, OutcomeUnknown, Retry
 from workers_core.integrations.slack import SlackConfigError
 from workers_core.jobs.side_effects import SideEffectLedger
 from workers_core.jobs.store import JobStore
-from workers_core.sandbox.slack import ScriptedFailure, SlackSandbox
+from workers_core.sandbox.slack import (
+    ScriptedFailure,
+    SlackSandbox,
+    throwaway_token,
+    throwaway_webhook_path,
+)
 from workers_core.tasks.base import JobContext
 from workers_core.tasks.slack import NotifySlack, SlackPayload
 
@@ -73,8 +78,11 @@ async def notifier(s: Settings) -> NotifySlack:
 
 
 def secrets_of(s: Settings) -> list[str]:
-    values = [s.slack_bot_token, s.slack_webhook_url]
-    return [v.get_secret_value() for v in values if v is not None] + ["sandboxsecret"]
+    values = [v.get_secret_value() for v in (s.slack_bot_token, s.slack_webhook_url)
+              if v is not None]
+    if s.slack_webhook_url is not None:  # the path's last segment is the secret part
+        values.append(s.slack_webhook_url.get_secret_value().rsplit("/", 1)[-1])
+    return values
 
 
 def assert_no_secret(exc: BaseException, s: Settings) -> None:
@@ -186,7 +194,7 @@ async def test_a_500_is_retried(
 async def test_an_unreachable_slack_is_retried_without_leaking_the_webhook_url(
     settings: Settings, store: JobStore
 ) -> None:
-    url = f"http://127.0.0.1:{free_port()}/services/T000SANDBOX/B000SANDBOX/sandboxsecret"
+    url = f"http://127.0.0.1:{free_port()}{throwaway_webhook_path()}"
     s = Settings.model_validate({**settings.model_dump(), "slack_webhook_url": url})
     with pytest.raises(Retry, match="unreachable") as err:
         await (await notifier(s)).run(payload(), context(s, store, "job-sl-9"))
@@ -207,7 +215,7 @@ async def test_an_unknown_channel_is_not_retried(
 async def test_a_wrong_token_is_not_retried_and_never_shown(
     settings: Settings, store: JobStore, sandbox: SlackSandbox
 ) -> None:
-    s = api_settings(settings, sandbox, slack_bot_token="xoxb-wrong-0123456789")
+    s = api_settings(settings, sandbox, slack_bot_token=throwaway_token())
     with pytest.raises(NonRetryable, match="invalid_auth") as err:
         await (await notifier(s)).run(payload(), context(s, store, "job-sl-11"))
     assert_no_secret(err.value, s)
@@ -217,7 +225,7 @@ async def test_a_revoked_webhook_is_not_retried_and_its_url_never_shown(
     settings: Settings, store: JobStore, sandbox: SlackSandbox
 ) -> None:
     s = webhook_settings(
-        settings, sandbox, slack_webhook_url=f"{sandbox.url}/services/T0/B0/sandboxsecret"
+        settings, sandbox, slack_webhook_url=f"{sandbox.url}{throwaway_webhook_path()}"
     )
     with pytest.raises(NonRetryable, match="no_service") as err:
         await (await notifier(s)).run(payload(), context(s, store, "job-sl-12"))
@@ -272,17 +280,18 @@ async def test_api_fields_without_a_bot_token_fail_clearly(
 
 
 async def test_plain_http_is_refused_for_a_remote_slack(settings: Settings) -> None:
-    secret_url = "http://hooks.example.com/services/T0/B0/sandboxsecret"
+    path = throwaway_webhook_path()
+    secret_url = f"http://hooks.example.com{path}"
     s = Settings.model_validate({**settings.model_dump(), "slack_webhook_url": secret_url})
     with pytest.raises(SlackConfigError, match="https") as err:
         await NotifySlack(s).setup()
-    assert "sandboxsecret" not in str(err.value)
+    assert path.rsplit("/", 1)[-1] not in str(err.value)
 
 
 @pytest.mark.parametrize(
     ("bad", "says"),
     [
-        ({"webhook_url": "https://hooks.slack.com/services/x"}, "credentials come only from"),
+        ({"webhook_url": "https://hooks.example.com/services/x"}, "credentials come only from"),
         ({"text": None}, "text or blocks is required"),
         ({"text": None, "blocks": [{"type": "divider"}]}, "blocks carry no text"),
         ({"blocks": [{"text": "no type"}]}, "needs a 'type'"),
@@ -306,11 +315,12 @@ async def test_health_checks_the_token_with_auth_test(
     settings: Settings, sandbox: SlackSandbox
 ) -> None:
     good = await (await notifier(api_settings(settings, sandbox))).health()
-    s = api_settings(settings, sandbox, slack_bot_token="xoxb-revoked-42")
+    revoked = throwaway_token()
+    s = api_settings(settings, sandbox, slack_bot_token=revoked)
     bad = await (await notifier(s)).health()
     assert good.ok and good.checks == {"slack_api": "ok"}
     assert not bad.ok and "invalid_auth" in bad.checks["slack_api"]
-    assert "xoxb-revoked-42" not in str(bad.checks)
+    assert revoked not in str(bad.checks)
 
 
 async def test_health_of_a_webhook_posts_nothing(settings: Settings, sandbox: SlackSandbox) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from workers_core.sandbox.slack import ScriptedFailure, SlackSandbox
+from workers_core.sandbox.slack import ScriptedFailure, SlackSandbox, throwaway_token
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ def test_post_message_answers_json_with_the_channel_id_and_ts(slack: SlackSandbo
     ("token", "args", "error"),
     [
         ("", {"channel": "C0OPS", "text": "x"}, "not_authed"),
-        ("xoxb-someone-else", {"channel": "C0OPS", "text": "x"}, "invalid_auth"),
+        (throwaway_token(), {"channel": "C0OPS", "text": "x"}, "invalid_auth"),
         (None, {"channel": "#nowhere", "text": "x"}, "channel_not_found"),
         (None, {"channel": "#arhiva", "text": "x"}, "is_archived"),
         (None, {"channel": "C0OPS"}, "no_text"),

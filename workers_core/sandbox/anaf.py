@@ -42,7 +42,6 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from workers_core.integrations.anaf.cui import with_check_digit
 
 CLIENT_ID = "sandbox-client-id"
-CLIENT_SECRET = "sandbox-client-secret"
 LOOKUP_PATH = "/api/PlatitorTvaRest/v9/tva"
 TOKEN_PATH = "/anaf-oauth2/v1/token"
 MAX_CUIS = 100
@@ -185,7 +184,8 @@ def default_registry() -> dict[int, dict[str, Any]]:
 @dataclass
 class AnafSandboxState:
     client_id: str = CLIENT_ID
-    client_secret: str = CLIENT_SECRET
+    # Made at run time for each sandbox: never a credential in the repository.
+    client_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     companies: dict[int, dict[str, Any]] = field(default_factory=default_registry)
     lookup_interval_s: float | None = 1.0
     lookup_slack_s: float = 0.02  # arrival jitter tolerated on loopback

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 import sys
 import threading
 import time
@@ -32,8 +33,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-SANDBOX_TOKEN = "xoxb-sandbox-token"
-WEBHOOK_PATH = "/services/T000SANDBOX/B000SANDBOX/sandboxsecret"
+
+def throwaway_token() -> str:
+    """A bot-token-shaped value made at run time for one sandbox; never a real credential."""
+    return "xoxb-" + secrets.token_hex(16)
+
+
+def throwaway_webhook_path() -> str:
+    """A webhook path (``/services/T…/B…/<secret>``) made at run time for one sandbox."""
+    return (f"/services/T{secrets.token_hex(4).upper()}/B{secrets.token_hex(4).upper()}/"
+            f"{secrets.token_hex(12)}")
 WEBHOOK_CHANNEL = "C0FACTURI"
 MAX_BLOCKS = 50  # Block Kit: at most 50 blocks per message
 MAX_TEXT_CHARS = 40_000  # chat.postMessage: longer text is refused (msg_too_long)
@@ -203,7 +212,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _webhook(self, raw: bytes) -> None:
         self._count()
-        if self._route != WEBHOOK_PATH:
+        if self._route != self.server.webhook_path:
             self._reply(404, "no_service")
             return
         try:
@@ -326,10 +335,12 @@ def _content_error(body: dict[str, Any]) -> str | None:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], state: SlackSandboxState, token: str) -> None:
+    def __init__(self, address: tuple[str, int], state: SlackSandboxState, token: str,
+                 webhook_path: str) -> None:
         super().__init__(address, _Handler)
         self.state = state
         self.token = token
+        self.webhook_path = webhook_path
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that gave up (timeout tests) breaks the pipe: expected, not news.
@@ -344,10 +355,11 @@ class SlackSandbox:
     ``slack_webhook_url=slack.webhook_url``.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, token: str = SANDBOX_TOKEN) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, token: str | None = None) -> None:
         self.state = SlackSandboxState()
-        self.token = token
-        self._server = _Server((host, port), self.state, token)
+        self.token = token or throwaway_token()
+        self.webhook_path = throwaway_webhook_path()
+        self._server = _Server((host, port), self.state, self.token, self.webhook_path)
         # A short poll interval keeps stop() (per-test fixtures) fast.
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -364,7 +376,7 @@ class SlackSandbox:
 
     @property
     def webhook_url(self) -> str:
-        return f"{self.url}{WEBHOOK_PATH}"
+        return f"{self.url}{self.webhook_path}"
 
     @property
     def messages(self) -> list[dict[str, Any]]:
