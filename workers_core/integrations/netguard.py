@@ -67,6 +67,19 @@ def is_public_ip(ip: IPAddress) -> bool:
     )
 
 
+def is_loopback_host(host: str | None) -> bool:
+    """``localhost`` or a loopback literal: where plain-text protocols are tolerated (a local
+    relay, a sandbox). Names are not resolved; only these are trusted."""
+    if host is None:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def describe_ip(ip: IPAddress) -> str:
     """The class of a refused address, for an error message a person can act on."""
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:

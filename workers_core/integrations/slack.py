@@ -12,7 +12,6 @@ transport errors are raised without their cause, whose text can hold the URL.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -33,6 +32,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from workers_core.config import Settings
 from workers_core.errors import NonRetryable, OutcomeUnknown, Retry, WorkersError
+from workers_core.integrations.netguard import is_loopback_host
 
 # Worth trying again: Slack's transient failures (rollup_error is the webhook's 500 word).
 TEMPORARY_ERRORS = frozenset(
@@ -85,7 +85,6 @@ PERMANENT_ERRORS = frozenset(
 INLINE_RETRY_AFTER_MAX_S = 5  # a longer Retry-After goes back to the queue
 INLINE_RATE_LIMIT_RETRIES = 2
 CONNECT_TIMEOUT_MAX_S = 10.0
-LOOPBACK_NAMES = {"localhost"}
 
 # slack_sdk logs URLs and bodies when its logger's own level is DEBUG or unset; a level of
 # INFO on the logger we hand it keeps the webhook URL out of logs even under DEBUG.
@@ -238,19 +237,11 @@ def _check_url(setting: str, url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise SlackConfigError(f"{setting} must be an http(s) URL")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise SlackConfigError(
             f"{setting} must use https for a host other than loopback ({parts.hostname!r})"
         )
 
-
-def _is_loopback(host: str) -> bool:
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _retry_after_s(headers: Mapping[str, Any]) -> float | None:

@@ -6,7 +6,6 @@ fails before the server accepted the message (DATA answered 250) certainly did n
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 from email.message import EmailMessage
 from typing import Any
@@ -15,8 +14,7 @@ import aiosmtplib
 
 from workers_core.config import Settings
 from workers_core.errors import NonRetryable, OutcomeUnknown, Retry, WorkersError
-
-LOOPBACK_NAMES = {"localhost"}
+from workers_core.integrations.netguard import is_loopback_host
 
 
 class SmtpConfigError(WorkersError):
@@ -24,21 +22,13 @@ class SmtpConfigError(WorkersError):
     problem_type = "smtp-config"
 
 
-def _is_loopback(host: str) -> bool:
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
 
 class SmtpSender:
     """One relay from settings; ``send`` opens a session, delivers, closes."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        if settings.smtp_tls == "none" and not _is_loopback(settings.smtp_host):
+        if settings.smtp_tls == "none" and not is_loopback_host(settings.smtp_host):
             raise SmtpConfigError(
                 f"WORKERS_SMTP_TLS=none is allowed only for a loopback relay, not "
                 f"{settings.smtp_host!r}: use starttls or tls"
