@@ -14,6 +14,7 @@ from workers_core.errors import Retry
 from workers_core.integrations.anaf.cui import with_check_digit
 from workers_core.integrations.anaf.errors import AnafUnavailable, AnafWafRejected
 from workers_core.integrations.anaf.taxpayer import parse_company
+from workers_core.jobs.progress import ProgressRecorder
 from workers_core.jobs.side_effects import SideEffectLedger
 from workers_core.jobs.store import JobStore
 from workers_core.sandbox.anaf import AnafSandbox, ScriptedFailure, company
@@ -53,6 +54,7 @@ def context(task: ValidateTaxpayers, store: JobStore, job_id: str) -> JobContext
         correlation_id=None,
         settings=s,
         side_effects=SideEffectLedger(store.redis, s.redis_prefix, 3600),
+        progress=ProgressRecorder(store.redis, store.keys, job_id, 3600),
     )
 
 

@@ -30,6 +30,7 @@ from workers_core.errors import (
 )
 from workers_core.jobs import chains
 from workers_core.jobs.models import JobError, JobStatus
+from workers_core.jobs.progress import ProgressRecorder
 from workers_core.jobs.side_effects import SideEffectLedger
 from workers_core.jobs.store import Delivery, JobStore, NewJob
 from workers_core.ratelimit import Rate, RedisRateLimiter
@@ -217,6 +218,8 @@ class QueueConsumer:
             job_id=job_id, task=delivery.task, queue=self.queue, attempt=delivery.attempt,
             max_attempts=delivery.max_attempts, correlation_id=delivery.correlation_id,
             settings=self.settings, artifacts=self.artifacts, side_effects=self.side_effects,
+            progress=ProgressRecorder(self.store.redis, self.store.keys, job_id,
+                                      self.settings.result_ttl_s),
         )
         try:
             if task is None:

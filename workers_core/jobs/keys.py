@@ -26,6 +26,9 @@ class RedisKeys:
     def dead_letters(self, queue: str) -> str:
         return f"{self.prefix}:dlq:{queue}"
 
+    def progress(self, job_id: str) -> str:
+        return f"{self.prefix}:progress:{job_id}"
+
     def consumers(self, queue: str) -> str:
         return f"{self.prefix}:consumers:{queue}"
 

@@ -9,7 +9,6 @@ Progress is written to Redis (``{prefix}:progress:{job_id}``): JobContext has no
 from __future__ import annotations
 
 import datetime as dt
-import time
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -90,13 +89,7 @@ class ValidateTaxpayers(Task[TaxpayerPayload, TaxpayerResult]):
                 valid.append(normalise_cui(text))
             except InvalidCui as exc:
                 invalid.append(InvalidEntry(input=text, reason=exc.reason))
-        progress = ProgressWriter(
-            self._progress_redis(ctx),
-            self.settings.redis_prefix,
-            ctx.job_id,
-            self.settings.result_ttl_s,
-        )
-        found = await self.lookup.lookup(valid, on, progress=progress.write)
+        found = await self.lookup.lookup(valid, on, progress=ctx.report_progress)
         ctx.log.info(
             "taxpayer.validated",
             companies=len(found.companies),
@@ -113,26 +106,3 @@ class ValidateTaxpayers(Task[TaxpayerPayload, TaxpayerResult]):
             cached=found.cached,
             requests=found.requests,
         )
-
-    def _progress_redis(self, ctx: JobContext) -> Any:
-        # The job store's client when the consumer provides it (ctx.side_effects.redis).
-        return getattr(ctx.side_effects, "redis", None) or self.redis
-
-
-class ProgressWriter:
-    """``{prefix}:progress:{job_id}`` hash: ``done``, ``total``, ``updated_at``.
-
-    A stop-gap until JobContext offers ``await ctx.progress(done, total)`` (stored with the
-    job and published as an event, so the gateway can serve it).
-    """
-
-    def __init__(self, redis: Any, prefix: str, job_id: str, ttl_s: int) -> None:
-        self.redis = redis
-        self.key = f"{prefix}:progress:{job_id}"
-        self.ttl_s = ttl_s
-
-    async def write(self, done: int, total: int) -> None:
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(self.key, mapping={"done": done, "total": total, "updated_at": time.time()})
-        pipe.expire(self.key, self.ttl_s)
-        await pipe.execute()

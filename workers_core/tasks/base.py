@@ -46,6 +46,7 @@ class JobContext:
     settings: Settings
     artifacts: Any = field(default=None, repr=False)  # ArtifactStore
     side_effects: Any = field(default=None, repr=False)  # SideEffectLedger
+    progress: Any = field(default=None, repr=False)  # ProgressRecorder
     log: Any = field(default=None)
 
     def __post_init__(self) -> None:
@@ -54,6 +55,11 @@ class JobContext:
                 job_id=self.job_id, task=self.task, attempt=self.attempt,
                 correlation_id=self.correlation_id,
             )
+
+    async def report_progress(self, done: int, total: int) -> None:
+        """How far a long job is (``done`` of ``total``); a no-op where nothing records it."""
+        if self.progress is not None:
+            await self.progress(done, total)
 
     @property
     def last_attempt(self) -> bool:
