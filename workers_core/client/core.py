@@ -6,7 +6,6 @@ the two clients, so everything that can be decided without I/O is decided here, 
 
 from __future__ import annotations
 
-import random
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +16,9 @@ import httpx
 
 from workers_core.client.breaker import CircuitBreaker
 from workers_core.client.errors import APIError, ClientError, TransportError, api_error
+from workers_core.httputil import retry_after_s
 from workers_core.jobs.models import FollowUp, JobSubmission
+from workers_core.jobs.retry import RetryPolicy
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 # The request surely never reached the server: safe to send again whatever it was.
@@ -34,12 +35,13 @@ class RetryConfig:
     backoff_max_s: float = 10.0
     max_retry_after_s: float = 60.0
 
-    def delay(self, retry: int, retry_after_s: float | None) -> float:
-        """Equal jitter on exponential backoff; a server's Retry-After wins when longer."""
-        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2.0**retry)
-        backoff = ceiling / 2 + random.uniform(0, ceiling / 2)
-        if retry_after_s is not None:
-            return max(backoff, min(retry_after_s, self.max_retry_after_s))
+    def delay(self, retry: int, retry_after: float | None) -> float:
+        """The jobs' own backoff (exponential, equal jitter); a server's Retry-After wins
+        when longer."""
+        policy = RetryPolicy(backoff_base_s=self.backoff_base_s, backoff_max_s=self.backoff_max_s)
+        backoff = policy.delay_s(retry + 1)
+        if retry_after is not None:
+            return max(backoff, min(retry_after, self.max_retry_after_s))
         return backoff
 
 
@@ -103,7 +105,7 @@ class ClientCore:
             problem = body if isinstance(body, dict) else {"detail": str(body)}
         except ValueError:
             problem = {"detail": response.text[:500] or response.reason_phrase}
-        return api_error(response.status_code, problem, _retry_after(response))
+        return api_error(response.status_code, problem, retry_after_s(response.headers))
 
     def transport_error(self, exc: httpx.TransportError) -> TransportError:
         self.breaker.record_failure()
@@ -180,13 +182,3 @@ def submission(
         "then": [f.model_dump() if isinstance(f, FollowUp) else dict(f) for f in then]})
     return sub.model_dump(mode="json", exclude_none=True,
                           exclude=None if sub.then else {"then"})
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        return None  # an HTTP-date: fall back to our own backoff

@@ -32,6 +32,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from workers_core.config import Settings
 from workers_core.errors import NonRetryable, OutcomeUnknown, Retry, WorkersError
+from workers_core.httputil import retry_after_s
 from workers_core.integrations.netguard import is_loopback_host
 
 # Worth trying again: Slack's transient failures (rollup_error is the webhook's 500 word).
@@ -139,7 +140,7 @@ class _ShortRateLimitRetry(AsyncRateLimitErrorRetryHandler):
         if not any(k.lower() == "retry-after" for k in response.headers):
             return True  # the handler waits about a second
         # The handler parses whole seconds only; anything else is left to the queue.
-        after = _retry_after_s(response.headers)
+        after = retry_after_s(response.headers)
         return after is not None and after.is_integer() and after <= INLINE_RETRY_AFTER_MAX_S
 
 
@@ -244,18 +245,6 @@ def _check_url(setting: str, url: str) -> None:
 
 
 
-def _retry_after_s(headers: Mapping[str, Any]) -> float | None:
-    """``Retry-After`` in seconds (Slack sends whole seconds), from any header mapping."""
-    for key, value in headers.items():
-        if key.lower() == "retry-after":
-            text = value[0] if isinstance(value, list) and value else value
-            try:
-                return max(float(text), 0.0)
-            except (TypeError, ValueError):
-                return None
-    return None
-
-
 def _api_error(what: str, exc: SlackApiError) -> WorkersError:
     # The response is a SlackResponse, or the raw aiohttp response when the body wasn't JSON.
     response = exc.response
@@ -268,7 +257,7 @@ def _api_error(what: str, exc: SlackApiError) -> WorkersError:
 def _classify(what: str, status: int, error: str, headers: Mapping[str, Any]) -> WorkersError:
     """Slack's answer (HTTP status, error word) to a retryable or a final error."""
     if status == 429 or error in {"ratelimited", "rate_limited"}:
-        return Retry(f"{what} is rate limited", after_s=_retry_after_s(headers))
+        return Retry(f"{what} is rate limited", after_s=retry_after_s(headers))
     if error in TEMPORARY_ERRORS or status >= 500:
         return Retry(f"{what} failed for now: {error or f'HTTP {status}'}")
     if error in PERMANENT_ERRORS:

@@ -18,7 +18,6 @@ import json
 import re
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,6 +26,7 @@ import httpx
 from workers_core.client.breaker import CircuitBreaker
 from workers_core.client.errors import CircuitOpen
 from workers_core.errors import OutcomeUnknown
+from workers_core.httputil import retry_after_s
 from workers_core.integrations.anaf.errors import (
     AnafRateLimited,
     AnafRejected,
@@ -54,22 +54,6 @@ def is_waf_page(response: httpx.Response) -> bool:
     return b"request rejected" in head and (
         "html" in response.headers.get("content-type", "") or head.lstrip().startswith(b"<")
     )
-
-
-def retry_after_s(response: httpx.Response) -> float | None:
-    """``Retry-After`` as seconds (delta or HTTP date); ``None`` if absent or unreadable."""
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max((when - datetime.now(when.tzinfo)).total_seconds(), 0.0)
 
 
 def eroare_of(response: httpx.Response) -> str | None:
@@ -211,7 +195,7 @@ class AnafHttp:
             self.breaker.record_failure()
             raise AnafUnavailable(
                 f"{where}: HTTP {status}",
-                after_s=retry_after_s(response),
+                after_s=retry_after_s(response.headers),
                 eroare=eroare_of(response),
             )
         self.breaker.record_success()
@@ -219,7 +203,7 @@ class AnafHttp:
             return response
         if status == 429:
             raise AnafRateLimited(
-                f"{where}: rate limited (HTTP 429)", after_s=retry_after_s(response)
+                f"{where}: rate limited (HTTP 429)", after_s=retry_after_s(response.headers)
             )
         eroare = eroare_of(response)
         if status in (401, 403):
