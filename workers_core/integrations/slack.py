@@ -137,11 +137,16 @@ class _ShortRateLimitRetry(AsyncRateLimitErrorRetryHandler):
     ) -> bool:
         if response is None or response.status_code != 429:
             return False
-        if not any(k.lower() == "retry-after" for k in response.headers):
+        raw = [v for k, v in response.headers.items() if k.lower() == "retry-after"]
+        if not raw:
             return True  # the handler waits about a second
-        # The handler parses whole seconds only; anything else is left to the queue.
+        # The handler reads the header with int(): whole delta-seconds only; an HTTP date or
+        # a fraction is left to the queue (Retry with the parsed delay).
+        value = raw[0][0] if isinstance(raw[0], list) and raw[0] else raw[0]
+        if not str(value).strip().isdigit():
+            return False
         after = retry_after_s(response.headers)
-        return after is not None and after.is_integer() and after <= INLINE_RETRY_AFTER_MAX_S
+        return after is not None and after <= INLINE_RETRY_AFTER_MAX_S
 
 
 def _retry_handlers() -> list[AsyncRetryHandler]:
