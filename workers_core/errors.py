@@ -5,6 +5,7 @@
     ├── NonRetryable           raised by a task: fail now, no retry
     ├── TimeLimitExceeded      the task ran past its time limit (retryable)
     ├── OutcomeUnknown         an outside call may or may not have acted (not retried)
+    ├── ConfigError            settings that cannot work (e.g. SMTP/Slack in clear off loopback)
     ├── InvalidPayload         422: the payload does not match the task's model
     ├── UnknownTask            404: no such task type
     ├── JobNotFound            404
@@ -67,6 +68,14 @@ class OutcomeUnknown(WorkersError):
     """A side effect was requested and no answer came back: retrying could do it twice."""
 
     problem_type = "outcome-unknown"
+    retryable = False
+
+
+class ConfigError(WorkersError):
+    """Settings that cannot work (a credential that would travel in clear, a bad URL): a
+    person must change them, retrying cannot help."""
+
+    problem_type = "config-error"
     retryable = False
 
 

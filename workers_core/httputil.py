@@ -7,6 +7,11 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import httpx
+
+# The request surely never reached the server: safe to send again whatever it was.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
 
 def retry_after_s(headers: Mapping[str, Any]) -> float | None:
     """A response's ``Retry-After`` in seconds (delta-seconds or an HTTP date, RFC 9110),

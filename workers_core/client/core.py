@@ -6,6 +6,7 @@ the two clients, so everything that can be decided without I/O is decided here, 
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,13 +17,11 @@ import httpx
 
 from workers_core.client.breaker import CircuitBreaker
 from workers_core.client.errors import APIError, ClientError, TransportError, api_error
-from workers_core.httputil import retry_after_s
+from workers_core.httputil import NOT_SENT, retry_after_s
 from workers_core.jobs.models import FollowUp, JobSubmission
 from workers_core.jobs.retry import RetryPolicy
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-# The request surely never reached the server: safe to send again whatever it was.
-NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 @dataclass(frozen=True)
@@ -35,11 +34,14 @@ class RetryConfig:
     backoff_max_s: float = 10.0
     max_retry_after_s: float = 60.0
 
+    @functools.cached_property
+    def _policy(self) -> RetryPolicy:
+        return RetryPolicy(backoff_base_s=self.backoff_base_s, backoff_max_s=self.backoff_max_s)
+
     def delay(self, retry: int, retry_after: float | None) -> float:
         """The jobs' own backoff (exponential, equal jitter); a server's Retry-After wins
         when longer."""
-        policy = RetryPolicy(backoff_base_s=self.backoff_base_s, backoff_max_s=self.backoff_max_s)
-        backoff = policy.delay_s(retry + 1)
+        backoff = self._policy.delay_s(retry + 1)
         if retry_after is not None:
             return max(backoff, min(retry_after, self.max_retry_after_s))
         return backoff

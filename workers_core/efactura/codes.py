@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from workers_core.integrations.anaf.cui import check_digit
+
 CIUS_RO_CUSTOMIZATION_ID = (
     # BR-RO-001: CIUS-RO 1.0.9 rules pin the specification identifier to CIUS-RO 1.0.1.
     "urn:cen.eu:en16931:2017#compliant#urn:efactura.mfinante.ro:CIUS-RO:1.0.1"
@@ -55,16 +57,12 @@ NEEDS_EXEMPTION_REASON = frozenset(
     }
 )
 
-_CUI_WEIGHTS = (7, 5, 3, 2, 1, 7, 5, 3, 2)
-
-
 def cui_is_valid(digits: str) -> bool:
-    """Romanian CUI/CIF check digit (key 753217532; 2-10 digits, no leading zero)."""
+    """Romanian CUI/CIF check digit (key 753217532; 2-10 digits, no leading zero). Only bare
+    digits: an invoice carries the code as written, so nothing is stripped here."""
     if not (digits.isdigit() and 2 <= len(digits) <= 10) or digits[0] == "0":
         return False
-    body = digits[:-1].zfill(9)
-    check = sum(int(d) * w for d, w in zip(body, _CUI_WEIGHTS, strict=True)) * 10 % 11
-    return check % 10 == int(digits[-1])
+    return check_digit(digits[:-1]) == int(digits[-1])
 
 
 def iban_is_valid(iban: str) -> bool:

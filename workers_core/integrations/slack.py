@@ -31,15 +31,13 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from workers_core.config import Settings
-from workers_core.errors import NonRetryable, OutcomeUnknown, Retry, WorkersError
+from workers_core.errors import ConfigError, NonRetryable, OutcomeUnknown, Retry, WorkersError
 from workers_core.httputil import retry_after_s
 from workers_core.integrations.netguard import is_loopback_host
 
 # Worth trying again: Slack's transient failures (rollup_error is the webhook's 500 word).
 TEMPORARY_ERRORS = frozenset(
     {
-        "ratelimited",
-        "rate_limited",
         "internal_error",
         "fatal_error",
         "service_unavailable",
@@ -93,10 +91,9 @@ _sdk_log = logging.getLogger(f"{__name__}.sdk")
 _sdk_log.setLevel(logging.INFO)
 
 
-class SlackConfigError(WorkersError):
+class SlackConfigError(ConfigError):
     """Settings that would send a credential in clear or cannot name a URL at all."""
 
-    retryable = False
     problem_type = "slack-config"
 
 

@@ -13,12 +13,11 @@ from typing import Any
 import aiosmtplib
 
 from workers_core.config import Settings
-from workers_core.errors import NonRetryable, OutcomeUnknown, Retry, WorkersError
+from workers_core.errors import ConfigError, NonRetryable, OutcomeUnknown, Retry
 from workers_core.integrations.netguard import is_loopback_host
 
 
-class SmtpConfigError(WorkersError):
-    retryable = False
+class SmtpConfigError(ConfigError):
     problem_type = "smtp-config"
 
 

@@ -191,7 +191,6 @@ class AnafSandboxState:
     lookup_slack_s: float = 0.02  # arrival jitter tolerated on loopback
     over_limit: Literal["429", "waf"] = "429"
     access_ttl_s: int = ACCESS_TTL_S
-    validator: Callable[[bytes], list[str]] | None = None  # e-Factura upload hook (UBL rules)
     codes: dict[str, tuple[str, float]] = field(default_factory=dict)
     access_tokens: dict[str, float] = field(default_factory=dict)
     refresh_tokens: set[str] = field(default_factory=set)
@@ -298,13 +297,9 @@ class _Faults:
         await response(scope, receive, send)
 
 
-def create_sandbox_app(
-    state: AnafSandboxState | None = None, *, validator: Callable[[bytes], list[str]] | None = None
-) -> FastAPI:
+def create_sandbox_app(state: AnafSandboxState | None = None) -> FastAPI:
     """The sandbox as an ASGI app; ``state`` is shared with the caller for inspection."""
     state = state or AnafSandboxState()
-    if validator is not None:
-        state.validator = validator
     app = FastAPI(title="ANAF sandbox", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.sandbox = state
     _oauth_routes(app, state)
@@ -452,10 +447,9 @@ class AnafSandbox:
         *,
         state: AnafSandboxState | None = None,
         log_level: str = "warning",
-        validator: Callable[[bytes], list[str]] | None = None,
     ) -> None:
         self.state = state or AnafSandboxState()
-        self.app = create_sandbox_app(self.state, validator=validator)
+        self.app = create_sandbox_app(self.state)
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))

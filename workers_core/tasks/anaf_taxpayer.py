@@ -3,7 +3,7 @@
 Invalid CUIs (check digit) are reported without asking ANAF. The rest go in chunks of 100 at
 1 request/s for the whole cluster, so a 10,000-CUI job paces itself over ~2 minutes. Every
 answer is cached per (CUI, date) as it arrives, so a retried job resumes where it stopped.
-Progress is written to Redis (``{prefix}:progress:{job_id}``): JobContext has no progress API.
+Progress (CUIs done of total) is reported after each chunk through ``ctx.report_progress``.
 """
 
 from __future__ import annotations

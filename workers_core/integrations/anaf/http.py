@@ -7,8 +7,8 @@
 - HTTP 200 is not success: the WAF answers an HTML "Request Rejected" page with 200
   (itrack/anaf#19), and business errors come as 200 JSON ``{"eroare": ...}``.
 - 429 and 5xx are retried with backoff, honouring ``Retry-After``; a failing host opens a
-  circuit breaker; cluster-wide quotas (1 req/s lookup, 1000/min API) are taken from Redis
-  before each call, so every replica shares them.
+  circuit breaker; cluster-wide quotas (the 1 req/s lookup) are taken from Redis before each
+  call, so every replica shares them.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import httpx
 from workers_core.client.breaker import CircuitBreaker
 from workers_core.client.errors import CircuitOpen
 from workers_core.errors import OutcomeUnknown
-from workers_core.httputil import retry_after_s
+from workers_core.httputil import NOT_SENT, retry_after_s
 from workers_core.integrations.anaf.errors import (
     AnafRateLimited,
     AnafRejected,
@@ -35,14 +35,15 @@ from workers_core.integrations.anaf.errors import (
     AnafUnavailable,
     AnafWafRejected,
 )
+from workers_core.jobs.retry import RetryPolicy
 from workers_core.ratelimit import Rate, RedisRateLimiter
 
 # doc_WS_V9.txt: "maxim 1 request pe secunda"; 5 % margin so network jitter never makes two
 # calls arrive closer than a second at ANAF.
 PUBLIC_LOOKUP_RATE = Rate(1, 1.05)
-# limiteApeluriAPI.txt: 1000 calls per minute for the OAuth API, all services together.
-API_RATE = Rate(1000, 60.0)
 ROMANIA = ZoneInfo("Europe/Bucharest")
+# Within one job attempt: a few quick tries (1, 2, 4 s), then the job's own retry takes over.
+DEFAULT_RETRY = RetryPolicy(max_attempts=4, backoff_base_s=1.0, backoff_max_s=30.0, jitter=False)
 
 _SUPPORT_ID = re.compile(rb"support ID is:?\s*(?:<[^>]*>\s*)*([0-9A-Za-z-]+)", re.IGNORECASE)
 _MAX_TEXT = 300
@@ -92,17 +93,13 @@ class AnafHttp:
         keepalive: bool = True,
         limiters: Sequence[RedisRateLimiter] = (),
         breaker: CircuitBreaker | None = None,
-        max_attempts: int = 4,
-        backoff_base_s: float = 1.0,
-        backoff_max_s: float = 30.0,
+        retry: RetryPolicy = DEFAULT_RETRY,
         max_retry_after_s: float = 60.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.limiters = list(limiters)
         self.breaker = breaker or CircuitBreaker(failure_threshold=5, reset_after_s=60.0)
-        self.max_attempts = max_attempts
-        self.backoff_base_s = backoff_base_s
-        self.backoff_max_s = backoff_max_s
+        self.retry = retry
         self.max_retry_after_s = max_retry_after_s
         self.client = httpx.AsyncClient(
             base_url=self.base_url,
@@ -139,17 +136,14 @@ class AnafHttp:
                 # A WAF block is not lifted by hammering; a non-idempotent call is not resent.
                 if (
                     isinstance(exc, AnafWafRejected)
-                    or attempt >= self.max_attempts
+                    or attempt >= self.retry.max_attempts
                     or not idempotent
                 ):
                     raise
-                delay = exc.after_s if exc.after_s is not None else self._backoff_s(attempt)
+                delay = exc.after_s if exc.after_s is not None else self.retry.delay_s(attempt)
                 if delay > self.max_retry_after_s:
                     raise
                 await asyncio.sleep(delay)
-
-    def _backoff_s(self, attempt: int) -> float:
-        return float(min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1)))
 
     async def _once(
         self,
@@ -167,7 +161,7 @@ class AnafHttp:
             await limiter.acquire()
         try:
             response = await self.client.request(method, path, **kwargs)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        except NOT_SENT as exc:
             self.breaker.record_failure()
             raise AnafUnavailable(f"cannot reach {self.base_url}: {type(exc).__name__}") from exc
         except httpx.TransportError as exc:

@@ -30,7 +30,7 @@ from workers_core.integrations.anaf.errors import (
     AnafTemporaryError,
     AnafUnavailable,
 )
-from workers_core.integrations.anaf.http import AnafHttp
+from workers_core.integrations.anaf.http import DEFAULT_RETRY, AnafHttp
 
 AUTHORIZE_PATH = "/anaf-oauth2/v1/authorize"
 TOKEN_PATH = "/anaf-oauth2/v1/token"
@@ -121,7 +121,8 @@ class AnafOAuth:
             client_id=settings.anaf_client_id,
             client_secret=settings.anaf_client_secret,
             redirect_uri=settings.anaf_redirect_uri,
-            lock_timeout_s=settings.anaf_timeout_s * 4 + 30,
+            # Longer than one refresh may take: every attempt's timeout plus the waits between.
+            lock_timeout_s=settings.anaf_timeout_s * DEFAULT_RETRY.max_attempts + 30,
             clock=clock,
         )
 

@@ -17,7 +17,6 @@ from typing import Any
 import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
 
-from workers_core.client.breaker import CircuitBreaker
 from workers_core.config import Settings
 from workers_core.integrations.anaf.errors import AnafRejected
 from workers_core.integrations.anaf.http import PUBLIC_LOOKUP_RATE, AnafHttp
@@ -184,7 +183,6 @@ class TaxpayerLookup:
             timeout_s=settings.anaf_timeout_s,
             keepalive=False,
             limiters=[limiter],
-            breaker=CircuitBreaker(failure_threshold=5, reset_after_s=60.0),
         )
         return cls(http, redis, settings.redis_prefix, settings.anaf_lookup_cache_ttl_s)
 
