@@ -45,7 +45,7 @@ from PIL import Image  # noqa: E402
 from rapidocr import RapidOCR  # noqa: E402
 
 from tests.unit import ocr_pages  # noqa: E402
-from workers_core.artifacts import artifact_store_from_settings  # noqa: E402
+from workers_core.artifacts import ArtifactStore, artifact_store_from_settings  # noqa: E402
 from workers_core.config import QueueOverrides, Settings  # noqa: E402
 from workers_core.local.redis_server import RedisServer  # noqa: E402
 from workers_core.logs import configure_logging  # noqa: E402
@@ -118,7 +118,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def context(settings: Settings) -> JobContext:
+def context(settings: Settings, artifacts: ArtifactStore) -> JobContext:
+    """A job's context over one shared artifact store (opened once, as a replica does)."""
     return JobContext(
         job_id=f"bench-{uuid.uuid4().hex[:8]}",
         task="ocr.extract",
@@ -127,7 +128,7 @@ def context(settings: Settings) -> JobContext:
         max_attempts=1,
         correlation_id=None,
         settings=settings,
-        artifacts=artifact_store_from_settings(settings),
+        artifacts=artifacts,
     )
 
 
@@ -139,7 +140,7 @@ async def bench(settings: Settings, rounds: int, threads: int) -> dict[str, Tall
     task.engine = timed_engine
     direct = direct_engine(threads)
     direct(images[0])  # warm-up, as setup() warms the task's engine
-    ctx = context(settings)
+    ctx = context(settings, artifact_store_from_settings(settings))
     png_ids = [(await ctx.artifacts.put(ocr_pages.png(im), "image/png")).id for im in images]
     pdf_id = (await ctx.artifacts.put(ocr_pages.pdf(images), "application/pdf")).id
 
@@ -147,7 +148,8 @@ async def bench(settings: Settings, rounds: int, threads: int) -> dict[str, Tall
 
     async def through_task(path: Tally, artifact_id: str) -> float:
         engine_before, started = timed_engine.seconds, time.perf_counter()
-        result = await task.run(OcrPayload(artifact_id=artifact_id), context(settings))
+        result = await task.run(OcrPayload(artifact_id=artifact_id),
+                                context(settings, ctx.artifacts))
         seconds = time.perf_counter() - started
         path.pages += len(result.pages)
         path.seconds += seconds

@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))  # for tests.unit.test_pdf_render
 from playwright.async_api import Playwright, async_playwright  # noqa: E402
 
 from tests.unit.test_pdf_render import INVOICE  # noqa: E402
-from workers_core.artifacts import artifact_store_from_settings  # noqa: E402
+from workers_core.artifacts import ArtifactStore, artifact_store_from_settings  # noqa: E402
 from workers_core.config import Settings  # noqa: E402
 from workers_core.integrations.chromium import find_chromium, launch_args  # noqa: E402
 from workers_core.local.redis_server import RedisServer  # noqa: E402
@@ -138,10 +138,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def context(settings: Settings) -> JobContext:
+def context(settings: Settings, artifacts: ArtifactStore) -> JobContext:
+    """A job's context over one shared artifact store (opened once, as a replica does)."""
     return JobContext(job_id=f"bench-{uuid.uuid4().hex[:8]}", task="pdf.render",
                       queue="pdf.render", attempt=1, max_attempts=1, correlation_id=None,
-                      settings=settings, artifacts=artifact_store_from_settings(settings))
+                      settings=settings, artifacts=artifacts)
 
 
 async def naive_render(p: Playwright, executable: Path) -> None:
@@ -171,11 +172,12 @@ async def task_block(meter: CpuMeter, task: RenderPdf, renders: int, in_flight: 
                      tally: Tally) -> None:
     payload = PdfPayload(html=INVOICE)
     slots = asyncio.Semaphore(in_flight)
+    artifacts = artifact_store_from_settings(task.settings)
 
     async def one() -> None:
         async with slots:
             started = time.perf_counter()
-            result = await task.run(payload, context(task.settings))
+            result = await task.run(payload, context(task.settings, artifacts))
             assert result.pages == 1
             tally.latencies.append(time.perf_counter() - started)
 
