@@ -223,10 +223,6 @@ class WarmBrowser:
             generation = await self._usable_generation()
         return generation.browser.version
 
-    async def check(self) -> str:
-        """For health checks: a dead browser is replaced; return the live one's version."""
-        return await self.start()
-
     async def close(self) -> None:
         """Close every browser (jobs still running on them fail) and the Playwright driver."""
         async with self._lock:

@@ -1,13 +1,11 @@
 """Input documents as pages: sniff the format, decode one page at a time.
 
-PDFs are rasterised with pypdfium2. PDFium is not thread-safe, not even across documents, so
-every call into it in this process goes through ``PDFIUM_LOCK`` (pypdfium2 docs, "Python API").
+PDFs are rasterised with pypdfium2, every call under ``workers_core.pdfium.PDFIUM_LOCK``.
 """
 
 from __future__ import annotations
 
 import io
-import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -15,8 +13,7 @@ import pypdfium2 as pdfium  # type: ignore[import-untyped]
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from workers_core.ocr.errors import UnreadableDocument, UnsupportedDocument
-
-PDFIUM_LOCK = threading.Lock()
+from workers_core.pdfium import PDFIUM_LOCK
 
 # Largest page we rasterise: a PDF page bigger than this at the configured DPI (a poster, a
 # drawing) is rendered at a lower DPI rather than allocating gigabytes.

@@ -19,8 +19,9 @@ import pypdfium2 as pdfium  # type: ignore[import-untyped]
 import pypdfium2.raw as pdfium_c  # type: ignore[import-untyped]
 
 from workers_core.ocr.errors import EngineUnavailable
-from workers_core.ocr.pages import PDFIUM_LOCK, PageImage
+from workers_core.ocr.pages import PageImage
 from workers_core.ocr.text import BBox
+from workers_core.pdfium import PDFIUM_LOCK
 
 DEJAVU_SANS = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 JPEG_QUALITY = 80

@@ -18,6 +18,8 @@ from workers_core.ocr.text import bbox_of
 from workers_core.tasks.base import Health, JobContext, Resources, Task
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from workers_core.ocr.pipeline import DocumentText
 
 # The heavy parts (onnxruntime, rapidocr, pypdfium2, Pillow) are imported in setup() and run():
@@ -96,6 +98,7 @@ class OcrExtract(Task[OcrPayload, OcrResult]):
 
     engine: OcrEngine
     font: bytes
+    probe: Image.Image
 
     async def setup(self) -> None:
         overrides = self.settings.overrides_for(self.queue)
@@ -112,12 +115,13 @@ class OcrExtract(Task[OcrPayload, OcrResult]):
                 f"ocr.extract cannot import {exc.name}: {INSTALL_HINT}"
             ) from exc
         # The first call creates the ONNX sessions and pays the warm-up: here, not in a job.
-        await asyncio.to_thread(self.engine.recognise, probe_image())
+        self.probe = probe_image()  # drawn once; health checks OCR it again
+        await asyncio.to_thread(self.engine.recognise, self.probe)
 
     async def health(self) -> Health:
         """OCR a small known image (~0.5 s; waits for the page in progress, if any)."""
         try:
-            lines = await asyncio.to_thread(self.engine.recognise, probe_image())
+            lines = await asyncio.to_thread(self.engine.recognise, self.probe)
         except Exception as exc:
             return Health(ok=False, checks={"ocr": f"error: {type(exc).__name__}: {exc}"})
         read = " ".join(line.text for line in lines)

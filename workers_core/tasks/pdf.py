@@ -29,6 +29,7 @@ from workers_core.integrations.chromium import (
 )
 from workers_core.integrations.netguard import BlockedUrl, GuardedFetcher, UrlPolicy
 from workers_core.jobs.retry import RetryPolicy
+from workers_core.pdfium import page_count, pdfium
 from workers_core.tasks.base import Health, JobContext, Resources, Task
 
 DOCUMENT_ORIGIN = "https://artifacts.invalid"
@@ -186,7 +187,7 @@ class RenderPdf(Task[PdfPayload, PdfResult]):
 
     async def health(self) -> Health:
         try:
-            version = await self.browser.check()
+            version = await self.browser.start()  # a dead browser is replaced
         except WorkersError as exc:
             return Health(ok=False, checks={"chromium": f"error: {exc.message}"})
         return Health(ok=True, checks={"chromium": f"ok ({version})"})
@@ -216,7 +217,7 @@ class RenderPdf(Task[PdfPayload, PdfResult]):
                 raise Retry(exc.message) from exc
             raise
         _check_status(payload, output.status)
-        pages = count_pages(output.pdf)
+        pages = page_count(output.pdf)
         if pages > self.settings.pdf_max_pages:
             raise NonRetryable(f"the PDF has {pages} pages, over WORKERS_PDF_MAX_PAGES="
                                f"{self.settings.pdf_max_pages}: use page_ranges")
@@ -257,19 +258,8 @@ def _check_status(payload: PdfPayload, status: int | None) -> None:
     raise NonRetryable(message)
 
 
-def count_pages(pdf: bytes) -> int:
-    """Pages in a PDF, read by PDFium (what a viewer would count)."""
-    document = _pdfium().PdfDocument(pdf)
-    try:
-        pages: int = len(document)
-    finally:
-        document.close()
-    return pages
-
-
 def _pdfium() -> Any:
     try:
-        import pypdfium2  # type: ignore[import-untyped]
+        return pdfium()
     except ImportError as exc:
         raise ChromiumNotFound(f"pypdfium2 is not installed: {INSTALL_HINT}") from exc
-    return pypdfium2
