@@ -286,11 +286,36 @@ def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
+@main.group()
+def sandbox() -> None:
+    """Stand-ins for outside services on loopback, for local runs (never for production)."""
+
+
+@sandbox.command("anaf")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8098, show_default=True)
+def sandbox_anaf(host: str, port: int) -> None:
+    """ANAF: OAuth2 (authorize redirects straight back), the v9 taxpayer lookup (100 CUIs,
+    1 req/s), fault injection. Prints the WORKERS_ANAF_* values that point at it.
+
+    \b
+    Example:
+      workers-core sandbox anaf --port 8098
+    """
+    from workers_core.sandbox.anaf import main as serve_anaf
+
+    serve_anaf(["--host", host, "--port", str(port)])
+
+
 def _register_subgroups() -> None:
     """Domain command groups live next to their code; they are attached here."""
     from workers_core.efactura.cli import efactura
+    from workers_core.etransport.cli import etransport
+    from workers_core.integrations.anaf.cli import anaf
+    from workers_core.saft.cli import saft
 
-    main.add_command(efactura)
+    for group in (efactura, etransport, saft, anaf):
+        main.add_command(group)
 
 
 _register_subgroups()

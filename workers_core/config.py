@@ -127,8 +127,47 @@ class Settings(BaseSettings):
     anaf_client_id: str | None = None
     anaf_client_secret: SecretStr | None = None
     anaf_redirect_uri: str = "https://localhost:8443/anaf/callback"
+    anaf_callback_cert_file: Path | None = Field(
+        default=None, description="PEM certificate (chain) served by `anaf login`'s callback; "
+        "unset: a throwaway self-signed one (the browser warns once).")
+    anaf_callback_key_file: Path | None = Field(
+        default=None, description="Its private key (unset: read from the certificate file).")
     anaf_timeout_s: float = Field(default=60.0, gt=0)
     anaf_lookup_cache_ttl_s: int = Field(default=24 * 3600, ge=0)
+    anaf_signature_certs: list[Path] = Field(
+        default_factory=list,
+        description="PEM certificates that sign e-Factura downloads (pinned); empty: the "
+        "certificate inside the signature is used, which proves integrity, not origin.",
+    )
+
+    # e-Factura submission (efactura.*).
+    efactura_poll_first_s: float = Field(default=2.0, gt=0)
+    efactura_poll_max_interval_s: float = Field(default=60.0, gt=0)
+    efactura_poll_in_job_s: float = Field(
+        default=600.0, ge=0, description="How long one attempt polls stareMesaj before "
+        "handing back (the job is retried later and resumes polling, never re-uploading)."
+    )
+    efactura_status_daily_budget: int = Field(
+        default=90, ge=1, le=100, description="stareMesaj queries per message per day (ANAF: 100)."
+    )
+    efactura_download_daily_budget: int = Field(
+        default=8, ge=1, le=10, description="Downloads per message per day (ANAF: 10)."
+    )
+    efactura_lookup_grace_s: float = Field(
+        default=1200.0, ge=0, description="After an upload whose answer was lost, how long "
+        "to keep looking for it in the message list before concluding it never arrived."
+    )
+    efactura_lookup_retry_s: float = Field(default=60.0, gt=0)
+
+    # e-Transport submission (etransport.*).
+    etransport_poll_first_s: float = Field(default=2.0, gt=0)
+    etransport_poll_max_interval_s: float = Field(default=60.0, gt=0)
+    etransport_poll_in_job_s: float = Field(default=600.0, gt=0)
+    etransport_lookup_grace_s: float = Field(default=900.0, gt=0)
+    etransport_lookup_retry_s: float = Field(default=60.0, gt=0)
+    etransport_status_daily_budget: int = Field(
+        default=100, ge=1, description="ANAF publishes no e-Transport limit; e-Factura's 100."
+    )
 
     # Consumers (pool replicas).
     visibility_timeout_s: float = Field(default=60.0, gt=0)

@@ -30,6 +30,16 @@ redis.call('SET', KEYS[1], tostring(tat + interval), 'PX', ttl_ms)
 return '0'
 """
 
+# KEYS[1] limiter key; ARGV: now, interval -> the next call not before now + interval
+_HOLD = r"""
+local now = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now + interval then tat = now + interval end
+redis.call('SET', KEYS[1], tostring(tat), 'PX', math.ceil((tat - now) * 1000) + 1000)
+return '0'
+"""
+
 
 @dataclass(frozen=True)
 class Rate:
@@ -50,18 +60,31 @@ class Rate:
 
 
 class RedisRateLimiter:
-    """``await limiter.acquire()`` returns when one more call fits in the shared rate."""
+    """``await limiter.acquire()`` returns when one more call fits in the shared rate.
+
+    ``from_answer=True``: the interval also runs from each call's answer (``after_call``),
+    for services that count arrivals (ANAF's 1 req/s): spacing departures alone lets a slow
+    first request (TLS handshake, a busy CPU) arrive less than an interval before the next.
+    """
 
     def __init__(
         self, redis: aioredis.Redis, key: str, rate: Rate, burst: int = 1,
-        clock: Clock | None = None,
+        clock: Clock | None = None, from_answer: bool = False,
     ) -> None:
         self.redis = redis
         self.key = key
         self.rate = rate
         self.burst = max(burst, 1)
         self.clock = clock or SystemClock()
+        self.from_answer = from_answer
         self._script = redis.register_script(_GCRA)
+        self._hold = redis.register_script(_HOLD)
+
+    async def after_call(self) -> None:
+        """The call has been answered: with ``from_answer``, the next waits an interval."""
+        if self.from_answer:
+            await self._hold(keys=[self.key],
+                             args=[repr(self.clock.now()), repr(self.rate.interval_s)])
 
     async def try_acquire(self) -> float:
         """0 if a call may go now (and counts it), else seconds to wait before trying again."""

@@ -249,3 +249,16 @@ def test_submit_carries_follow_ups_only_when_given() -> None:
     first, second = (json.loads(r.content) for r in script.requests)
     assert first["then"][0]["payload"] == {"message": {"$parent": "result.message"}}
     assert "then" not in second
+
+
+def test_get_reads_progress_and_accepts_a_platform_that_sends_none() -> None:
+    progress = {"done": 300, "total": 1000, "updated_at": "2026-01-01T00:00:05Z",
+                "fraction": 0.3}
+    script = Script(httpx.Response(200, json={**JOB, "status": "running", "progress": progress}),
+                    httpx.Response(200, json=JOB))  # an older platform: no progress field
+    with client(script) as wc:
+        running, older = wc.get("j1"), wc.get("j1")
+    assert running.progress is not None
+    assert (running.progress.done, running.progress.total, running.progress.fraction) == (
+        300, 1000, 0.3)
+    assert older.progress is None

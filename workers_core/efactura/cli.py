@@ -10,31 +10,23 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 from pydantic import ValidationError
 
-from workers_core.config import Settings
 from workers_core.efactura.errors import MalformedXml, SchemasUnavailable, UnsafeXml
 from workers_core.efactura.model import Invoice
-from workers_core.efactura.schemas import schemas_root
 from workers_core.efactura.ubl import build_xml
 from workers_core.efactura.validate import ValidationReport, validate
-
-EXIT_OK, EXIT_USAGE, EXIT_INVALID, EXIT_UNAVAILABLE = 0, 2, 3, 7
-
-
-def _fail(code: int, message: str) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
-def _root() -> Path:
-    try:
-        return schemas_root(Settings())
-    except SchemasUnavailable as exc:
-        _fail(EXIT_UNAVAILABLE, exc.message)
+from workers_core.schemas_cli import (
+    EXIT_INVALID,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    fail,
+    schemas_or_exit,
+)
 
 
 def _check(xml: bytes, root: Path) -> ValidationReport | str:
@@ -44,7 +36,7 @@ def _check(xml: bytes, root: Path) -> ValidationReport | str:
     except (UnsafeXml, MalformedXml) as exc:
         return exc.message
     except SchemasUnavailable as exc:
-        _fail(EXIT_UNAVAILABLE, exc.message)
+        fail(EXIT_UNAVAILABLE, exc.message)
 
 
 def _echo_report(name: str, outcome: ValidationReport | str) -> None:
@@ -84,7 +76,7 @@ def validate_cmd(files: tuple[str, ...], as_json: bool) -> None:
       workers-core efactura validate factura.xml
       workers-core efactura validate --json out/*.xml | jq '.[] | select(.ok | not)'
     """
-    root = _root()
+    root = schemas_or_exit()
     outcomes = [(name, _check(Path(name).read_bytes(), root)) for name in files]
     if as_json:
         click.echo(json.dumps([_as_json(n, o) for n, o in outcomes], indent=2, ensure_ascii=False))
@@ -116,11 +108,11 @@ def build_cmd(invoice_json: str, output: str | None) -> None:
         for err in exc.errors():
             where = ".".join(str(part) for part in err["loc"]) or "(invoice)"
             click.echo(f"  {where}: {err['msg']}", err=True)
-        _fail(EXIT_USAGE, f"{invoice_json} is not a valid invoice")
+        fail(EXIT_USAGE, f"{invoice_json} is not a valid invoice")
     xml = build_xml(invoice)
     target = Path(output) if output else Path(invoice_json).with_suffix(".xml")
     target.write_bytes(xml)
     click.echo(f"wrote {target}")
-    outcome = _check(xml, _root())
+    outcome = _check(xml, schemas_or_exit())
     _echo_report(str(target), outcome)
     sys.exit(EXIT_OK if isinstance(outcome, ValidationReport) and outcome.ok else EXIT_INVALID)

@@ -57,6 +57,7 @@ NEEDS_EXEMPTION_REASON = frozenset(
     }
 )
 
+
 def cui_is_valid(digits: str) -> bool:
     """Romanian CUI/CIF check digit (key 753217532; 2-10 digits, no leading zero). Only bare
     digits: an invoice carries the code as written, so nothing is stripped here."""

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
 
 class JobStatus(StrEnum):
@@ -119,6 +119,30 @@ class JobError(BaseModel):
     attempt: int
 
 
+class JobProgress(BaseModel):
+    """How far a job said it was, last time it reported (``ctx.report_progress``)."""
+
+    done: int = Field(description="Units done (CUIs, pages…), as the task counts them.")
+    total: int = Field(description="Units in the whole job.")
+    updated_at: datetime = Field(description="When the job last reported.")
+
+    @computed_field(description="done / total (0 to 1); null when total is 0.")  # type: ignore[prop-decorator]
+    @property
+    def fraction(self) -> float | None:
+        return round(self.done / self.total, 4) if self.total > 0 else None
+
+    @classmethod
+    def from_hash(cls, fields: dict[str, str]) -> JobProgress | None:
+        """The ``{prefix}:progress:<id>`` hash, or None when the job never reported."""
+        if not fields:
+            return None
+        return cls(
+            done=int(fields["done"]),
+            total=int(fields["total"]),
+            updated_at=datetime.fromtimestamp(float(fields["updated_at"]), UTC),
+        )
+
+
 class Job(BaseModel):
     """A job's state, as stored in Redis and returned by ``GET /v1/jobs/{id}``."""
 
@@ -146,6 +170,11 @@ class Job(BaseModel):
                                 description="Jobs its chain created when it succeeded.")
     chain_error: str | None = Field(default=None,
                                     description="Why its follow-ups could not be created.")
+    progress: JobProgress | None = Field(
+        default=None,
+        description="Its last progress report; null if it never reported. Filled by "
+                    "GET /v1/jobs/{id} only (null in lists and in cancel/retry answers).",
+    )
 
     @classmethod
     def from_hash(cls, fields: dict[str, str]) -> Job:

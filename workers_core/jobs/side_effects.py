@@ -9,6 +9,7 @@ finds ``started`` knows an earlier attempt may have acted and must not guess.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -28,6 +29,8 @@ class EffectRecord:
     state: EffectState
     attempt: int
     outcome: dict[str, Any] | None = None
+    claimed_at: float | None = None  # wall clock of the claim: how long ago it may have acted
+    note: dict[str, Any] | None = None  # what the claimant recorded with it (e.g. a hash)
 
 
 class SideEffectLedger:
@@ -39,9 +42,11 @@ class SideEffectLedger:
     def _key(self, key: str) -> str:
         return f"{self.prefix}:effect:{key}"
 
-    async def claim(self, key: str, attempt: int) -> EffectRecord | None:
+    async def claim(
+        self, key: str, attempt: int, note: dict[str, Any] | None = None
+    ) -> EffectRecord | None:
         """Claim the side effect for this attempt; returns the existing record if any."""
-        value = json.dumps({"state": EffectState.STARTED, "attempt": attempt})
+        value = self._started(attempt, note)
         try:
             if await self.redis.set(self._key(key), value, nx=True, ex=self.ttl_s):
                 return None
@@ -49,10 +54,20 @@ class SideEffectLedger:
         except UNAVAILABLE as exc:
             raise StoreUnavailable("Redis is unreachable") from exc
         if raw is None:  # expired between the two calls
-            return await self.claim(key, attempt)
+            return await self.claim(key, attempt, note)
         data = json.loads(raw)
         return EffectRecord(EffectState(data["state"]), int(data["attempt"]),
-                            data.get("outcome"))
+                            data.get("outcome"), data.get("at"), data.get("note"))
+
+    @staticmethod
+    def _started(attempt: int, note: dict[str, Any] | None) -> str:
+        return json.dumps({"state": EffectState.STARTED, "attempt": attempt,
+                           "at": time.time(), "note": note})
+
+    async def reclaim(self, key: str, attempt: int, note: dict[str, Any] | None = None) -> None:
+        """Take over a ``started`` claim once the caller has proved the effect never happened
+        (e.g. looked for it at the other side long enough)."""
+        await self.redis.set(self._key(key), self._started(attempt, note), ex=self.ttl_s)
 
     async def complete(self, key: str, attempt: int, outcome: dict[str, Any]) -> None:
         value = json.dumps({"state": EffectState.DONE, "attempt": attempt, "outcome": outcome})

@@ -32,6 +32,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import asdict, dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlencode
 
@@ -40,6 +41,9 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from workers_core.integrations.anaf.cui import with_check_digit
+from workers_core.sandbox.anaf_efactura import EfacturaState, add_efactura_routes, schema_check
+from workers_core.sandbox.anaf_etransport import EtransportState, add_etransport_routes
+from workers_core.sandbox.anaf_etransport import schema_check as etransport_check
 
 CLIENT_ID = "sandbox-client-id"
 LOOKUP_PATH = "/api/PlatitorTvaRest/v9/tva"
@@ -64,7 +68,9 @@ class ScriptedFailure:
     """How the sandbox answers the next request (to ``route``, a path prefix, if given).
 
     ``status`` None only delays; 429 adds ``Retry-After``; ``drop`` sends headers then closes
-    the connection; ``waf`` answers the WAF page with HTTP 200.
+    the connection; ``waf`` answers the WAF page with HTTP 200. ``act_first``: the request IS
+    handled (an upload is recorded), then the answer is delayed by ``delay_s`` or dropped:
+    ANAF acted and the client never heard (odoo/odoo#198604).
     """
 
     status: int | None = 503
@@ -73,6 +79,7 @@ class ScriptedFailure:
     drop: bool = False
     waf: bool = False
     route: str | None = None
+    act_first: bool = False
 
 
 @dataclass
@@ -200,6 +207,8 @@ class AnafSandboxState:
     requests: int = 0
     lookups: list[LookupCall] = field(default_factory=list)
     failures: list[ScriptedFailure] = field(default_factory=list)
+    efactura: EfacturaState = field(default_factory=EfacturaState)
+    etransport: EtransportState = field(default_factory=EtransportState)
     last_lookup: dict[str, float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -210,6 +219,13 @@ class AnafSandboxState:
                 if f.route is None or path.startswith(f.route):
                     return self.failures.pop(i)
         return None
+
+    def bearer_ok(self, request: Request) -> bool:
+        """A live access token in ``Authorization: Bearer``."""
+        auth = request.headers.get("authorization", "")
+        with self.lock:
+            expires = self.access_tokens.get(auth.removeprefix("Bearer "))
+        return auth.startswith("Bearer ") and expires is not None and expires >= time.time()
 
     def issue_code(self, redirect_uri: str) -> str:
         code = secrets.token_urlsafe(16)
@@ -269,6 +285,9 @@ class _Faults:
         if failure is None:
             await self.app(scope, receive, send)
             return
+        if failure.act_first:
+            await self.app(scope, receive, self._late(send, failure))
+            return
         if failure.delay_s:
             await asyncio.sleep(failure.delay_s)
         if failure.drop:  # headers promise a body that never comes; uvicorn closes the socket
@@ -296,6 +315,19 @@ class _Faults:
             response.headers["content-length"] = str(len(response.body))
         await response(scope, receive, send)
 
+    @staticmethod
+    def _late(send: Send, failure: ScriptedFailure) -> Send:
+        """The app's answer, held back ``delay_s`` (the client gives up first) or dropped."""
+
+        async def late_send(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                await asyncio.sleep(failure.delay_s)
+                if failure.drop:
+                    raise ConnectionAbortedError("sandbox: dropped connection after acting")
+            await send(message)
+
+        return late_send
+
 
 def create_sandbox_app(state: AnafSandboxState | None = None) -> FastAPI:
     """The sandbox as an ASGI app; ``state`` is shared with the caller for inspection."""
@@ -305,6 +337,8 @@ def create_sandbox_app(state: AnafSandboxState | None = None) -> FastAPI:
     _oauth_routes(app, state)
     _lookup_routes(app, state)
     _control_routes(app, state)
+    add_efactura_routes(app, state.efactura, state.bearer_ok)
+    add_etransport_routes(app, state.etransport, state.bearer_ok)
     app.add_middleware(_Faults, state=state)
     return app
 
@@ -354,9 +388,7 @@ def _oauth_routes(app: FastAPI, state: AnafSandboxState) -> None:
 
     @app.get("/TestOauth/jaxrs/hello")
     async def hello(request: Request, name: str = "") -> Response:
-        auth = request.headers.get("authorization", "")
-        expires = state.access_tokens.get(auth.removeprefix("Bearer "))
-        if not auth.startswith("Bearer ") or expires is None or expires < time.time():
+        if not state.bearer_ok(request):
             return JSONResponse({"status": 401, "error": "Unauthorized"}, status_code=401)
         return JSONResponse({"message": f"Hello {name}"})
 
@@ -447,8 +479,12 @@ class AnafSandbox:
         *,
         state: AnafSandboxState | None = None,
         log_level: str = "warning",
+        schemas_dir: Path | None = None,
     ) -> None:
         self.state = state or AnafSandboxState()
+        if schemas_dir is not None:  # e-Factura uploads judged by the real XSD + Schematron
+            self.state.efactura.check = schema_check(schemas_dir)
+            self.state.etransport.check = etransport_check(schemas_dir)
         self.app = create_sandbox_app(self.state)
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -497,6 +533,15 @@ class AnafSandbox:
         with self.state.lock:
             return self.state.refreshes
 
+    @property
+    def efactura(self) -> EfacturaState:
+        return self.state.efactura
+
+    @property
+    def signing_cert_pem(self) -> bytes:
+        """The certificate that signs e-Factura downloads (a client pins it)."""
+        return self.state.efactura.signer.cert_pem
+
     def fail_next(self, *failures: ScriptedFailure) -> None:
         with self.state.lock:
             self.state.failures.extend(failures)
@@ -526,20 +571,31 @@ class AnafSandbox:
         self.stop()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """``python -m workers_core.sandbox.anaf [--port N]``: an ANAF stand-in for local runs."""
     import argparse
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8098)
-    args = parser.parse_args()
-    sandbox = AnafSandbox(args.host, args.port, log_level="info")
+    args = parser.parse_args(argv)
+    from workers_core.config import Settings
+    from workers_core.efactura.errors import SchemasUnavailable
+    from workers_core.efactura.schemas import schemas_root
+
+    try:  # uploads judged by the real XSD + Schematron, as at ANAF
+        schemas: Path | None = schemas_root(Settings())
+    except SchemasUnavailable as exc:
+        schemas = None
+        print(f"no schemas ({exc.message}): every upload is accepted", flush=True)
+    sandbox = AnafSandbox(args.host, args.port, log_level="info", schemas_dir=schemas)
     for name in ("public", "api", "oauth"):
         print(f"WORKERS_ANAF_{name.upper()}_URL={sandbox.url}")
     print(f"WORKERS_ANAF_CLIENT_ID={sandbox.client_id}")
     print(f"WORKERS_ANAF_CLIENT_SECRET={sandbox.client_secret}")
-    print(f"state: {sandbox.url}/_sandbox/state", flush=True)
+    print(f"state: {sandbox.url}/_sandbox/state")
+    print(f"e-Factura signing certificate: {sandbox.url}/_sandbox/efactura/signing-cert",
+          flush=True)
     sandbox.start()
     try:
         sandbox._thread.join()

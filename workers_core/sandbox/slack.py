@@ -41,8 +41,12 @@ def throwaway_token() -> str:
 
 def throwaway_webhook_path() -> str:
     """A webhook path (``/services/T…/B…/<secret>``) made at run time for one sandbox."""
-    return (f"/services/T{secrets.token_hex(4).upper()}/B{secrets.token_hex(4).upper()}/"
-            f"{secrets.token_hex(12)}")
+    return (
+        f"/services/T{secrets.token_hex(4).upper()}/B{secrets.token_hex(4).upper()}/"
+        f"{secrets.token_hex(12)}"
+    )
+
+
 WEBHOOK_CHANNEL = "C0FACTURI"
 MAX_BLOCKS = 50  # Block Kit: at most 50 blocks per message
 MAX_TEXT_CHARS = 40_000  # chat.postMessage: longer text is refused (msg_too_long)
@@ -335,8 +339,9 @@ def _content_error(body: dict[str, Any]) -> str | None:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], state: SlackSandboxState, token: str,
-                 webhook_path: str) -> None:
+    def __init__(
+        self, address: tuple[str, int], state: SlackSandboxState, token: str, webhook_path: str
+    ) -> None:
         super().__init__(address, _Handler)
         self.state = state
         self.token = token

@@ -47,6 +47,11 @@ class SleepPayload(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     seconds: float = Field(ge=0, le=3600)
+    progress_steps: int = Field(
+        default=0, ge=0, le=10_000,
+        description="Sleep in this many steps, reporting progress (steps done of all) "
+                    "at the start and after each step; 0: one sleep, no progress.",
+    )
 
 
 class SleepResult(BaseModel):
@@ -54,7 +59,8 @@ class SleepResult(BaseModel):
 
 
 class Sleep(Task[SleepPayload, SleepResult]):
-    """Holds a slot for a while: for time limits, shutdown and crash tests."""
+    """Holds a slot for a while, optionally reporting progress: for time limits, shutdown,
+    crash and progress tests."""
 
     name = "debug.sleep"
     queue = "debug"
@@ -66,7 +72,14 @@ class Sleep(Task[SleepPayload, SleepResult]):
     retry = _FAST_RETRY
 
     async def run(self, payload: SleepPayload, ctx: JobContext) -> SleepResult:
-        await asyncio.sleep(payload.seconds)
+        steps = payload.progress_steps
+        if not steps:
+            await asyncio.sleep(payload.seconds)
+            return SleepResult(slept_s=payload.seconds)
+        await ctx.report_progress(0, steps)
+        for done in range(1, steps + 1):
+            await asyncio.sleep(payload.seconds / steps)
+            await ctx.report_progress(done, steps)
         return SleepResult(slept_s=payload.seconds)
 
 

@@ -162,15 +162,22 @@ class AnafHttp:
         try:
             response = await self.client.request(method, path, **kwargs)
         except NOT_SENT as exc:
+            await self._answered()
             self.breaker.record_failure()
             raise AnafUnavailable(f"cannot reach {self.base_url}: {type(exc).__name__}") from exc
         except httpx.TransportError as exc:
+            await self._answered()
             self.breaker.record_failure()
             what = f"no answer from {self.base_url}{path}: {type(exc).__name__}"
             if not idempotent:
                 raise OutcomeUnknown(what + "; ANAF may have acted") from exc
             raise AnafUnavailable(what) from exc
+        await self._answered()
         return self._check(response, path, accept)
+
+    async def _answered(self) -> None:
+        for limiter in self.limiters:
+            await limiter.after_call()
 
     def _check(
         self, response: httpx.Response, path: str, accept: Collection[int]

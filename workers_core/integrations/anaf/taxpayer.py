@@ -176,7 +176,8 @@ class TaxpayerLookup:
     @classmethod
     def from_settings(cls, settings: Settings, redis: aioredis.Redis) -> TaxpayerLookup:
         limiter = RedisRateLimiter(
-            redis, f"{settings.redis_prefix}:anaf:rate:public", PUBLIC_LOOKUP_RATE
+            redis, f"{settings.redis_prefix}:anaf:rate:public", PUBLIC_LOOKUP_RATE,
+            from_answer=True,  # ANAF counts arrivals: a second from each answer, too
         )
         http = AnafHttp(
             settings.anaf_public_url,

@@ -1,0 +1,60 @@
+"""What the SPV API clients (e-Factura, e-Transport) share: the API host with ANAF's
+1000 calls/min as one budget for the cluster, and calls that carry the OAuth Bearer token."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
+
+import redis.asyncio as aioredis
+
+from workers_core.config import Settings
+from workers_core.integrations.anaf.errors import AnafNotAuthorised, AnafUnauthorized
+from workers_core.integrations.anaf.http import AnafHttp
+from workers_core.integrations.anaf.oauth import AnafOAuth
+from workers_core.ratelimit import Rate, RedisRateLimiter
+
+API_RATE = Rate(1000, 60.0)  # limiteApeluriAPI.txt: 1000 calls per minute, all endpoints
+
+
+def api_host(settings: Settings, redis: aioredis.Redis) -> AnafHttp:
+    """The OAuth API host; one rate-limit key for every service on it."""
+    limiter = RedisRateLimiter(redis, f"{settings.redis_prefix}:anaf:rate:api", API_RATE, burst=50)
+    return AnafHttp(settings.anaf_api_url, timeout_s=settings.anaf_timeout_s, limiters=[limiter])
+
+
+def oauth_if_configured(settings: Settings, redis: aioredis.Redis) -> AnafOAuth | None:
+    """None without a client id: public calls still work, the others say what to set."""
+    return AnafOAuth.from_settings(settings, redis) if settings.anaf_client_id else None
+
+
+class SpvClient:
+    """Base of the SPV clients: ``_authorised(send)`` and closing what it holds."""
+
+    service: ClassVar[str]
+
+    def __init__(self, api: AnafHttp, oauth: AnafOAuth | None) -> None:
+        self.api = api
+        self.oauth = oauth
+
+    async def aclose(self) -> None:
+        await self.api.aclose()
+        if self.oauth is not None:
+            await self.oauth.aclose()
+
+    async def _authorised(self, send: Callable[[dict[str, str]], Awaitable[Any]]) -> Any:
+        """``send(headers)`` with a Bearer token; one forced refresh after a 401 (ANAF
+        answers 401 before it acts, so sending again cannot act twice)."""
+        if self.oauth is None:
+            raise AnafNotAuthorised(
+                "WORKERS_ANAF_CLIENT_ID and WORKERS_ANAF_CLIENT_SECRET must be set, then "
+                f"`workers-core anaf login`, before calling ANAF's {self.service} API"
+            )
+        token = await self.oauth.access_token()
+        try:
+            return await send({"Authorization": f"Bearer {token}"})
+        except AnafUnauthorized as exc:
+            if exc.status != 401:
+                raise
+        tokens = await self.oauth.refresh(force=True)
+        return await send({"Authorization": f"Bearer {tokens.access_token.get_secret_value()}"})
