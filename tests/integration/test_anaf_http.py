@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import itertools
 import json
 import time
 from collections.abc import Iterator
@@ -222,3 +223,24 @@ def test_an_etransport_declaration_gets_a_uit_once(
         platform.submit("etransport.status", {"upload_index": result["upload_index"]}), 30
     )
     assert status["result"]["state"] == "ok"
+
+
+def test_a_thousand_cuis_through_the_platform_pace_at_one_request_a_second(
+    platform: Platform, anaf: AnafSandbox
+) -> None:
+    started = time.monotonic()
+    cuis = [str(with_check_digit(3_000_000 + i)) for i in range(1000)]
+    job_id = platform.submit("taxpayer.validate", {"cuis": cuis})
+    seen_progress = []
+    while (job := platform.job(job_id, wait_s=1))["status"] not in ("succeeded", "failed", "dead"):
+        if job.get("progress"):
+            seen_progress.append(job["progress"]["done"])
+    assert job["status"] == "succeeded", job
+    assert len(job["result"]["not_found"]) == 1000
+    assert job["progress"] == {**job["progress"], "done": 1000, "total": 1000}
+    assert any(0 < done < 1000 for done in seen_progress), seen_progress  # it reported along
+    served = [c for c in anaf.lookups if c.at >= started and c.status == 200]
+    assert [c.cuis for c in served] == [100] * 10
+    gaps = [b.at - a.at for a, b in itertools.pairwise(served)]
+    assert min(gaps) >= 0.98, gaps  # a lower bound: a slow machine only widens the gaps
+    assert all(c.status != 429 for c in anaf.lookups if c.at >= started)
