@@ -1,6 +1,11 @@
 """OCR pages/s through the ocr.extract task against RapidOCR called directly, same pages.
 
     .venv/bin/python bench/ocr.py [--rounds 2] [--cpus 1]
+    .venv/bin/python bench/ocr.py --replicas-scenario [--shapes 1x1,2x1,1x2] [--jobs 12]
+
+The first (the default) calls the task in this process; ``--replicas-scenario`` sends jobs
+through the platform on a private Ray instead, one pool shape after another (see
+``bench/_ocr_replicas.py``).
 
 One process, one run, side by side, interleaved page by page so that load from other
 processes on the machine hits both sides alike:
@@ -97,6 +102,10 @@ class TimedEngine:
 
 def direct_engine(threads: int) -> RapidOCR:
     """RapidOCR configured as the task configures it (workers_core/ocr/rapid.py)."""
+    return RapidOCR(params=direct_params(threads))
+
+
+def direct_params(threads: int) -> dict[str, Any]:
     params: dict[str, Any] = {
         f"{k}.model_path": str(MODELS_DIR / f) for k, f in MODEL_FILES.items()
     }
@@ -109,7 +118,7 @@ def direct_engine(threads: int) -> RapidOCR:
             "EngineConfig.onnxruntime.inter_op_num_threads": 1,
         }
     )
-    return RapidOCR(params=params)
+    return params
 
 
 def free_port() -> int:
@@ -206,6 +215,21 @@ def report(paths: dict[str, Tally], threads: int) -> str:
     return "\n".join(lines)
 
 
+def through_ray(settings: Settings, args: argparse.Namespace) -> str:
+    """``--replicas-scenario``: every shape through the platform, then RapidOCR directly."""
+    from bench import _ocr_replicas as replicas
+
+    shapes = [replicas.Shape.parse(s) for s in args.shapes.split(",")]
+    if too_big := [s for s in shapes if s.replicas * s.cpus > args.ray_cpus]:
+        raise SystemExit(f"{too_big[0]} does not fit in --ray-cpus {args.ray_cpus}")
+    images = [ocr_pages.render(rows) for rows in PAGES]
+    load_before, started = os.getloadavg()[0], time.perf_counter()
+    results = replicas.measure(settings, shapes, args.ray_cpus, images, args.jobs,
+                               direct_params(threads=1))
+    return replicas.report(results, len(images), (load_before, os.getloadavg()[0]),
+                           time.perf_counter() - started)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=2, help="passes over the pages")
@@ -215,6 +239,14 @@ def main() -> None:
         default=1,
         help="replica CPUs (sets WORKERS_QUEUES ocr num_cpus; ORT threads)",
     )
+    parser.add_argument("--replicas-scenario", action="store_true",
+                        help="jobs through the platform on a private Ray, per pool shape")
+    parser.add_argument("--shapes", default="1x1,2x1",
+                        help="pool shapes for --replicas-scenario: REPLICASxCPUS, comma-separated")
+    parser.add_argument("--jobs", type=int, default=12,
+                        help="jobs (pages) per shape for --replicas-scenario")
+    parser.add_argument("--ray-cpus", type=int, default=usable_cpus(),
+                        help="CPUs Ray may hand out for --replicas-scenario")
     args = parser.parse_args()
     configure_logging("WARNING", json=False)
     with tempfile.TemporaryDirectory() as tmp:
@@ -228,11 +260,14 @@ def main() -> None:
                 ocr_dpi=ocr_pages.DPI,
                 queues={"ocr": QueueOverrides(num_cpus=args.cpus)},
             )
-            threads = onnx_threads(args.cpus, usable_cpus())
-            results = asyncio.run(bench(settings, args.rounds, threads))
+            if args.replicas_scenario:
+                text = through_ray(settings, args)
+            else:
+                threads = onnx_threads(args.cpus, usable_cpus())
+                text = report(asyncio.run(bench(settings, args.rounds, threads)), threads)
         finally:
             server.stop()
-    print(report(results, threads))
+    print(text)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,15 @@ swing with whatever else the machine runs, so the CPU seconds each render costs 
 process and all its descendants: Playwright's driver, Chromium, redis-server) are
 reported too: they depend far less on load, and on a busy machine throughput is CPU per
 render (see ``CpuMeter``). Bounded: no new round after --budget-s (default 90 s).
+
+    .venv/bin/python bench/pdf.py --stages [--rounds 3]
+
+Where one render's time goes instead, step by step (``new_context``, ``route``, ``new_page``,
+``goto``, ``pdf``, ``close``), with wall and CPU time for each: a fresh context on a warm
+browser launched with ``launch_args()``, the same with Playwright's own features only (what
+our ``--disable-features`` saves), and the naive render's steps. From the CPU per render it
+prints the most renders/s the usable CPUs allow, as a ratio to the naive rate: the ceiling
+for the target on this machine.
 """
 
 from __future__ import annotations
@@ -35,17 +44,19 @@ import socket
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # for tests.unit.test_pdf_render
 
-from playwright.async_api import Playwright, async_playwright  # noqa: E402
+from playwright.async_api import Browser, Playwright, Route, async_playwright  # noqa: E402
 
+from bench._cpu import CpuMeter  # noqa: E402
 from tests.unit.test_pdf_render import INVOICE  # noqa: E402
 from workers_core.artifacts import ArtifactStore, artifact_store_from_settings  # noqa: E402
 from workers_core.config import Settings  # noqa: E402
@@ -53,10 +64,13 @@ from workers_core.integrations.chromium import find_chromium, launch_args  # noq
 from workers_core.local.redis_server import RedisServer  # noqa: E402
 from workers_core.logs import configure_logging  # noqa: E402
 from workers_core.tasks.base import JobContext  # noqa: E402
-from workers_core.tasks.pdf import PdfPayload, RenderPdf  # noqa: E402
+from workers_core.tasks.pdf import DOCUMENT_URL, PdfPayload, RenderPdf  # noqa: E402
 
 NAIVE, NAIVE_DRIVER = "naive, launch/render", "naive, +driver/render"
 SEQUENTIAL = "task, sequential"
+WARM, WARM_PLAYWRIGHT = "warm, fresh context", "same, Playwright's features only"
+SETTLE_S = 0.05  # after each step, so that what it set off (a renderer exiting) is its own
+T = TypeVar("T")
 
 
 @dataclass
@@ -65,56 +79,6 @@ class Tally:
     seconds: float = 0.0  # wall time of the blocks
     cpu_s: float = 0.0  # CPU time of the process tree during the blocks
     latencies: list[float] = field(default_factory=list)
-
-
-class CpuMeter:
-    """CPU seconds used by this process and all its descendants (Linux ``/proc``).
-
-    A thread samples every process under this one every 20 ms and keeps each one's last
-    user + system time, so processes that exit are still counted (their parents' ``cutime``
-    is not enough: Chromium's renderers are not always reaped by a process we see). What a
-    process does in its last < 20 ms is lost; the sampler's own CPU is subtracted.
-    """
-
-    def __init__(self) -> None:
-        self._seen: dict[tuple[int, str], int] = {}  # (pid, start time) -> utime + stime
-        self._own_s = 0.0
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.02):
-            self.sample()
-
-    def sample(self) -> float:
-        stats: dict[int, list[str]] = {}
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    with open(f"/proc/{entry}/stat") as f:
-                        stats[int(entry)] = f.read().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-        children: dict[int, list[int]] = {}
-        for pid, fields in stats.items():
-            children.setdefault(int(fields[1]), []).append(pid)
-        with self._lock:
-            todo = [os.getpid()]
-            while todo:
-                pid = todo.pop()
-                if pid in stats:  # fields 14, 15 and 22 of /proc/pid/stat
-                    fields = stats[pid]
-                    self._seen[(pid, fields[19])] = int(fields[11]) + int(fields[12])
-                todo.extend(children.get(pid, []))
-            if threading.current_thread() is self._thread:
-                self._own_s = time.thread_time()
-            return sum(self._seen.values()) / os.sysconf("SC_CLK_TCK") - self._own_s
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 class Measured:
@@ -207,6 +171,133 @@ async def bench(settings: Settings, args: argparse.Namespace) -> dict[str, Tally
     return paths
 
 
+class Steps:
+    """Wall (median) and CPU (mean) time of each step of a render, one step at a time. Each
+    step's CPU is read ``SETTLE_S`` after it returns; what the process tree uses in that time
+    when nothing runs (measured as often) is taken off."""
+
+    def __init__(self, meter: CpuMeter) -> None:
+        self.meter = meter
+        self.wall: dict[str, list[float]] = {}
+        self.cpu: dict[str, list[float]] = {}
+        self.idle: list[float] = []
+
+    async def __call__(self, name: str, step: Awaitable[T]) -> T:
+        cpu = self.meter.sample()
+        await asyncio.sleep(SETTLE_S)
+        self.idle.append(self.meter.sample() - cpu)
+        wall, cpu = time.perf_counter(), self.meter.sample()
+        result = await step
+        self.wall.setdefault(name, []).append(time.perf_counter() - wall)
+        await asyncio.sleep(SETTLE_S)
+        self.cpu.setdefault(name, []).append(self.meter.sample() - cpu)
+        return result
+
+    def cpu_s(self, name: str) -> float:
+        return statistics.mean(self.cpu[name]) - statistics.mean(self.idle)
+
+    def total(self) -> tuple[float, float]:
+        """Seconds of wall and CPU time of one whole render."""
+        return (sum(statistics.median(v) for v in self.wall.values()),
+                sum(self.cpu_s(name) for name in self.cpu))
+
+
+async def fresh_context_render(step: Steps, browser: Browser) -> None:
+    """What ``WarmBrowser`` does for one job (spare and job together), step by step."""
+
+    async def serve(route: Route) -> None:
+        await route.fulfill(status=200, headers={"content-type": "text/html; charset=utf-8"},
+                            body=INVOICE.encode())
+
+    context = await step("new_context", browser.new_context(
+        java_script_enabled=False, service_workers="block", accept_downloads=False))
+    await step("route", context.route("**/*", serve))
+    page = await step("new_page (renderer start)", context.new_page())
+    await step("goto (routed document)", page.goto(DOCUMENT_URL))
+    await step("pdf", page.pdf(format="A4"))
+    await step("close", context.close())
+
+
+async def naive_render_steps(step: Steps, p: Playwright, executable: Path) -> None:
+    browser = await step("launch", p.chromium.launch(executable_path=executable,
+                                                     args=launch_args()))
+    page = await step("new_page (renderer start)", browser.new_page())
+    await step("set_content", page.set_content(INVOICE))
+    await step("pdf", page.pdf(format="A4"))
+    await step("close", browser.close())
+
+
+async def stages(executable: Path, rounds: int,
+                 renders: int) -> tuple[dict[str, Steps], list[float], list[float]]:
+    """Steps of each kind of render, and the wall and CPU time of whole naive renders."""
+    meter = CpuMeter()
+    naive_walls: list[float] = []
+    naive_cpus: list[float] = []
+    steps = {name: Steps(meter) for name in (WARM, WARM_PLAYWRIGHT, NAIVE)}
+    ours = launch_args()
+    playwrights = [a for a in ours if not a.startswith("--disable-features=")]
+    async with async_playwright() as p:
+        browsers = {WARM: await p.chromium.launch(executable_path=executable, args=ours),
+                    WARM_PLAYWRIGHT: await p.chromium.launch(executable_path=executable,
+                                                             args=playwrights)}
+        runs: dict[str, Callable[[Steps], Awaitable[None]]] = {
+            WARM: lambda s: fresh_context_render(s, browsers[WARM]),
+            WARM_PLAYWRIGHT: lambda s: fresh_context_render(s, browsers[WARM_PLAYWRIGHT]),
+            NAIVE: lambda s: naive_render_steps(s, p, executable),
+        }
+        for run in runs.values():  # warm-up, not counted
+            await run(Steps(meter))
+        for _ in range(rounds):  # in turns, so that load from elsewhere hits all three
+            for name, run in runs.items():
+                for _ in range(renders if name != NAIVE else renders // 2 or 1):
+                    await run(steps[name])
+            for _ in range(renders // 2 or 1):
+                started, cpu = time.perf_counter(), meter.sample()
+                await naive_render(p, executable)
+                naive_walls.append(time.perf_counter() - started)
+                await asyncio.sleep(SETTLE_S)  # its browser's exit is its own
+                naive_cpus.append(meter.sample() - cpu)
+        for browser in browsers.values():
+            await browser.close()
+    meter.close()
+    return steps, naive_walls, naive_cpus
+
+
+def stages_report(steps: dict[str, Steps], naive_walls: list[float], naive_cpus: list[float],
+                  chromium: str, load_before: float) -> str:
+    cpus = len(os.sched_getaffinity(0))  # the CPUs this process may run on
+    lines = [f"PDF render steps: {platform.machine()}, {cpus} usable CPUs, load avg "
+             f"{load_before:.2f} before / {os.getloadavg()[0]:.2f} after, {chromium}; "
+             f"CPU read {SETTLE_S * 1000:.0f} ms after each step, less the idle CPU of as long", ""]
+    for name, s in steps.items():
+        lines += [f"{name}:", "", "| step | wall ms (median) | CPU ms (mean) |", "|---|---:|---:|"]
+        lines += [f"| {step} | {statistics.median(s.wall[step]) * 1000:.1f} | "
+                  f"{s.cpu_s(step) * 1000:.1f} |" for step in s.wall]
+        wall, cpu = s.total()
+        lines += [f"| **total** | **{wall * 1000:.1f}** | **{cpu * 1000:.1f}** |", ""]
+    naive_s, naive_cpu = statistics.median(naive_walls), statistics.mean(naive_cpus)
+    busy = naive_cpu / naive_s  # cores a naive render keeps busy, one at a time
+    warm = steps[WARM]
+    warm_cpu = warm.total()[1]
+    context_cpu = sum(warm.cpu_s(k) for k in warm.cpu
+                      if k.startswith(("new_context", "route", "new_page", "close")))
+    lines += [
+        f"Whole naive renders, one at a time: {naive_s * 1000:.0f} ms, {naive_cpu * 1000:.0f} "
+        f"CPU ms (median / mean of {len(naive_walls)}), so {busy:.2f} cores busy. A warm, "
+        f"fresh-context render costs {warm_cpu * 1000:.0f} CPU ms ({naive_cpu / warm_cpu:.2f}x "
+        f"less); the context alone (new_context + route + new_page + close) "
+        f"{context_cpu * 1000:.0f}. With all {cpus} CPUs busy the warm path reaches at most "
+        f"{cpus} / {warm_cpu * 1000:.0f} ms = {cpus / warm_cpu:.1f} renders/s = "
+        f"**{cpus * naive_s / warm_cpu:.1f}x naive** (target 5x: at most "
+        f"{cpus * naive_s / 5 * 1000:.0f} CPU ms a render), before the task's own work "
+        "(Redis, page count). A loaded machine stretches the naive wall time and gives the "
+        "warm path fewer than all CPUs, so read this on a quiet one.",
+        f"Our --disable-features vs Playwright's own: {warm_cpu * 1000:.0f} vs "
+        f"{steps[WARM_PLAYWRIGHT].total()[1] * 1000:.0f} CPU ms a render.",
+    ]
+    return "\n".join(lines)
+
+
 def report(paths: dict[str, Tally], chromium: str, load_before: float) -> str:
     naive = paths[NAIVE]
     naive_rate, naive_cpu = naive.renders / naive.seconds, naive.cpu_s / naive.renders
@@ -239,9 +330,16 @@ def main() -> None:
     parser.add_argument("--naive", type=int, default=4, help="naive renders per block")
     parser.add_argument("--concurrency", type=int, default=RenderPdf.concurrency)
     parser.add_argument("--budget-s", type=float, default=90, help="no new round after this")
+    parser.add_argument("--stages", action="store_true",
+                        help="time each step of one render instead (rounds x warm renders)")
     args = parser.parse_args()
     configure_logging("WARNING", json=False)
     load_before = os.getloadavg()[0]
+    if args.stages:
+        executable = find_chromium()
+        steps, walls, cpus = asyncio.run(stages(executable, args.rounds, args.warm))
+        print(stages_report(steps, walls, cpus, f"chromium {executable}", load_before))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         server = RedisServer(Path(tmp), free_port())
         server.start()

@@ -2,10 +2,11 @@
 
 A context shares nothing with the previous job (cookies, cache, storage) and costs far less
 than a launch (Playwright maintainers' advice, playwright#10248), so a replica keeps one
-browser, opens a context per job, and opens the next jobs' contexts ahead ("spares") while it
-is idle. Like Gotenberg's ``--chromium-restart-after``, the browser is replaced after N jobs
-(memory grows) and as soon as it is found dead; jobs still running on the old one finish
-before it is closed.
+browser and gives every job a context of its own, used once: the next jobs' contexts are
+opened ahead ("spares", their routing installed) while the replica is idle, and a job's
+context is closed after the job has its PDF, not on its time. Like Gotenberg's
+``--chromium-restart-after``, the browser is replaced after N jobs (memory grows) and as soon
+as it is found dead; jobs still running on the old one finish before it is closed.
 
 The browser has no network of its own: ``--host-resolver-rules=MAP * ~NOTFOUND`` fails every
 host name *and* IP literal, so whatever escapes request interception (a WebSocket, a worker's
@@ -20,7 +21,7 @@ import contextlib
 import os
 import shutil
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -120,6 +121,23 @@ def find_chromium(configured: Path | None = None) -> Path:
                            "chromium-headless-shell) or set WORKERS_PDF_CHROMIUM_PATH")
 
 
+# Chromium keeps only the last --disable-features it is given, so ours repeats Playwright's
+# own list (chromiumSwitches.ts, Playwright 1.65), which would otherwise be enabled again.
+# tests/unit/test_pdf_render.py checks the launched browser's command line for a name missed.
+PLAYWRIGHT_DISABLED_FEATURES = (
+    "AvoidUnnecessaryBeforeUnloadCheckSync", "DestroyProfileOnBrowserClose", "HttpsUpgrades",
+    "HttpsFirstBalancedModeAutoEnable", "LensOverlay", "MediaRouter", "PaintHolding",
+    "ThirdPartyStoragePartitioning", "AvoidCorsURLLoaderRestartOnRedirect",
+    "TcpPortRandomizationWin", "OptimizationHints", "NetworkTimeServiceQuerying", "AimEnabled",
+    "PreconnectToSearch", "msForceBrowserSignIn", "msEdgeUpdateLaunchServicesPreferredVersion",
+)
+# A new RenderFrame for every navigation (RenderDocument) buys nothing for a page that
+# navigates once, and without it a job costs ~10-15 % less CPU (bench/pdf.py --stages).
+# (--disable-threaded-compositing saves as much again, but stops requestAnimationFrame, which
+# pages and wait_for_expression's polling need.)
+DISABLED_FEATURES = (*PLAYWRIGHT_DISABLED_FEATURES, "RenderDocument")
+
+
 def launch_args() -> list[str]:
     """Flags added to Playwright's own (which already disable extensions, sync, updates)."""
     return [
@@ -129,15 +147,16 @@ def launch_args() -> list[str]:
         "--dns-prefetch-disable",
         "--no-pings",
         "--font-render-hinting=none",  # same glyph metrics on every host (as Gotenberg does)
+        "--disable-features=" + ",".join(DISABLED_FEATURES),
     ]
 
 
 @dataclass(eq=False)
 class _Spare:
-    """A context and page opened ahead of the next job (a renderer process takes ~0.3 s)."""
+    """A blank opened ahead of the next job: its renderer process is most of a job's cost."""
 
     javascript: bool
-    task: asyncio.Task[tuple[BrowserContext, Page]]
+    task: asyncio.Task[_Blank]
 
 
 @dataclass(eq=False)
@@ -148,6 +167,40 @@ class _Generation:
     jobs: int = 0
     active: int = 0
     spares: list[_Spare] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class _Blank:
+    """A fresh context, its one page and its router: serves one job, then is closed."""
+
+    context: BrowserContext
+    page: Page
+    router: _Router
+
+
+class _Router:
+    """A context's one route handler, installed before its page exists, so nothing the page
+    asks for is ever unrouted. It passes requests to one job, bound once (a context never
+    serves a second job), and refuses them before that and once the job is over (its context
+    is then closed in the background, and ``serve`` is not called after ``render`` returns)."""
+
+    def __init__(self) -> None:
+        self.job: _Job | None = None
+        self.over = False
+
+    def bind(self, job: _Job) -> None:
+        if self.job is not None:
+            raise RuntimeError("this browser context has served a job already")
+        self.job = job
+
+    async def handle(self, route: Route) -> None:
+        from playwright.async_api import Error as PlaywrightError
+
+        if self.job is not None and not self.over:
+            await self.job.handle(route)
+            return
+        with contextlib.suppress(PlaywrightError):  # the page may be gone already
+            await route.abort("blockedbyclient")
 
 
 @dataclass
@@ -246,12 +299,13 @@ class WarmBrowser:
         job = _Job(request)
         generation = await self._acquire()
         try:
-            context, page = await self._blank(generation, request.javascript)
+            blank = await self._blank(generation, request.javascript)
+            blank.router.bind(job)
             try:
-                pdf, status = await _print(context, page, job)
-            finally:
-                with contextlib.suppress(PlaywrightError):
-                    await context.close()
+                pdf, status = await _print(blank, job)
+            finally:  # the job has its PDF: closing the context need not hold it up
+                blank.router.over = True
+                self._in_background(_close_context(blank.context))
                 self._top_up_spares(generation, request.javascript)
         except (TimeoutError, PlaywrightTimeout) as exc:
             raise RenderTimeout(f"rendering took longer than {request.timeout_s:g} s "
@@ -267,8 +321,7 @@ class WarmBrowser:
             await self._release(generation)
         return RenderOutput(pdf, status, job.blocked, time.perf_counter() - started)
 
-    async def _blank(self, generation: _Generation,
-                     javascript: bool) -> tuple[BrowserContext, Page]:
+    async def _blank(self, generation: _Generation, javascript: bool) -> _Blank:
         """A fresh context and page: a spare opened after an earlier job if one fits. A browser
         that cannot open one in ``launch_timeout_s`` is wedged: it is replaced for the next job."""
         from playwright.async_api import Error as PlaywrightError
@@ -370,9 +423,9 @@ class WarmBrowser:
         task.add_done_callback(lambda t: None if t.cancelled() else t.exception())
         return _Spare(javascript, task)
 
-    async def _blank_page(self, browser: Browser,
-                          javascript: bool) -> tuple[BrowserContext, Page]:
-        """A new context (nothing shared with any other job) and its one page, at about:blank.
+    async def _blank_page(self, browser: Browser, javascript: bool) -> _Blank:
+        """A new context (nothing shared with any other job), its router and its one page, at
+        about:blank. Routes first, so the page is intercepted from its first request.
 
         Bounded: a ``new_page`` racing with the browser's death was seen never to return."""
         from playwright.async_api import Error as PlaywrightError
@@ -381,24 +434,29 @@ class WarmBrowser:
             context = await browser.new_context(
                 java_script_enabled=javascript, service_workers="block", accept_downloads=False)
             try:
-                return context, await context.new_page()
+                router = _Router()
+                await context.route("**/*", router.handle)
+                if javascript:  # only scripts open WebSockets (nor could they resolve a host)
+                    await context.route_web_socket("**/*", _refuse_websocket)
+                return _Blank(context, await context.new_page(), router)
             except PlaywrightError:
                 with contextlib.suppress(PlaywrightError):
                     await context.close()
                 raise
 
     def _dispose(self, spare: _Spare) -> None:
-        task = asyncio.create_task(_close_spare(spare))
+        self._in_background(_close_spare(spare))
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` (bounded) after the job; ``close`` waits for what is still running."""
+        task = asyncio.create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
 
-async def _print(context: BrowserContext, page: Page, job: _Job) -> tuple[bytes, int | None]:
-    r = job.request
-    context.set_default_timeout(r.timeout_s * 1000)
-    await context.route("**/*", job.handle)
-    if r.javascript:  # only scripts open WebSockets (and they could not resolve a host anyway)
-        await context.route_web_socket("**/*", _refuse_websocket)
+async def _print(blank: _Blank, job: _Job) -> tuple[bytes, int | None]:
+    r, page = job.request, blank.page
+    blank.context.set_default_timeout(r.timeout_s * 1000)
     async with asyncio.timeout(r.timeout_s):
         if r.media == "screen":  # page.pdf() prints with print media otherwise
             await page.emulate_media(media="screen")
@@ -417,7 +475,11 @@ async def _print(context: BrowserContext, page: Page, job: _Job) -> tuple[bytes,
 
 async def _close_spare(spare: _Spare) -> None:
     with contextlib.suppress(Exception):  # a spare of a dead browser failed: nothing to close
-        context, _ = await spare.task
+        await _close_context((await spare.task).context)
+
+
+async def _close_context(context: BrowserContext) -> None:
+    with contextlib.suppress(Exception):  # e.g. its browser is gone: so is the context
         await asyncio.wait_for(context.close(), timeout=10)
 
 
