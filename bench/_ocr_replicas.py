@@ -65,6 +65,7 @@ class Run:
     seconds: float
     cpu_s: float
     page_s: list[float] = field(default_factory=list)  # engine call (direct), job (platform)
+    idle_cores: float = 0.0  # CPU/s of the process tree with no work: platform up, or Ray only
 
     @property
     def rate(self) -> float:
@@ -199,11 +200,21 @@ def measure(settings: Settings, shapes: list[Shape], ray_cpus: int, images: list
                 run_platform(shaped, base_url, ids[:1] * shape.replicas, meter, timeout_s=300)
                 on_platform = run_platform(shaped, base_url, [ids[i] for i in indices], meter,
                                            timeout_s=900)
+                on_platform.idle_cores = idle_cores(meter)
                 serve.delete(PLATFORM_APP)
-                results[shape] = (on_platform, run_direct(shape, params, images, indices, meter))
+                direct = run_direct(shape, params, images, indices, meter)
+                direct.idle_cores = idle_cores(meter)
+                results[shape] = (on_platform, direct)
     finally:
         meter.close()
     return results
+
+
+def idle_cores(meter: CpuMeter, seconds: float = 5.0) -> float:
+    """What the process tree burns doing nothing: the price of what is up besides the work."""
+    cpu = meter.sample()
+    time.sleep(seconds)
+    return (meter.sample() - cpu) / seconds
 
 
 def _log(message: str) -> None:
@@ -221,14 +232,16 @@ def report(results: dict[Shape, tuple[Run, Run]], distinct: int, load: tuple[flo
         f"{distinct} distinct pages (1500 px wide, 150 DPI), one PNG page per job",
         "",
         "| pool | platform pages/s | direct pages/s | platform / direct | s per page (job, "
-        "median) | s per page (direct, median) | CPU s/page platform | CPU s/page direct |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "median) | s per page (direct, median) | CPU s/page platform | CPU s/page direct "
+        "| idle cores platform | idle cores Ray only |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for shape, (plat, direct) in results.items():
         lines.append(
             f"| {shape} | {plat.rate:.3f} | {direct.rate:.3f} | {plat.rate / direct.rate:.3f}x | "
             f"{statistics.median(plat.page_s):.2f} | {statistics.median(direct.page_s):.2f} | "
-            f"{plat.cpu_s / plat.pages:.2f} | {direct.cpu_s / direct.pages:.2f} |")
+            f"{plat.cpu_s / plat.pages:.2f} | {direct.cpu_s / direct.pages:.2f} | "
+            f"{plat.idle_cores:.3f} | {direct.idle_cores:.3f} |")
     one, two = Shape(1, 1), Shape(2, 1)
     if one in results and two in results:
         (p1, d1), (p2, d2) = results[one], results[two]
@@ -240,6 +253,8 @@ def report(results: dict[Shape, tuple[Run, Run]], distinct: int, load: tuple[flo
         "platform: N jobs in one POST /v1/jobs:batch, submission to the last finished_at; a "
         "job's time is its started_at -> finished_at (fetch, decode, OCR, result). direct: "
         "the same pages, RapidOCR in as many spawned processes as replicas, ORT threads = "
-        "CPUs, engine call only. CPU: the whole process tree (Ray's idle daemons on both sides).",
+        "CPUs, engine call only. CPU: the whole process tree (Ray's daemons on both sides). "
+        "idle cores: CPU seconds per second over 5 s with nothing to do, after the platform "
+        "run (pool, gateway, Serve and Ray up) and after the direct run (Ray only).",
     ]
     return "\n".join(lines)

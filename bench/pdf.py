@@ -26,12 +26,12 @@ render (see ``CpuMeter``). Bounded: no new round after --budget-s (default 90 s)
 
     .venv/bin/python bench/pdf.py --stages [--rounds 3]
 
-Where one render's time goes instead, step by step (``new_context``, ``route``, ``new_page``,
-``goto``, ``pdf``, ``close``), with wall and CPU time for each: a fresh context on a warm
-browser launched with ``launch_args()``, the same with Playwright's own features only (what
-our ``--disable-features`` saves), and the naive render's steps. From the CPU per render it
-prints the most renders/s the usable CPUs allow, as a ratio to the naive rate: the ceiling
-for the target on this machine.
+Where one render's time goes instead: wall and CPU time of each step (``new_context``,
+``route``, ``new_page``, ``goto``, ``pdf``, ``close``) of a fresh context on a warm browser,
+and of the naive render's steps; then whole renders without pauses, the warm one also on a
+browser with Playwright's own features only (what our ``--disable-features`` saves). From
+the CPU per render it prints the most renders/s the usable CPUs allow, as a ratio to the
+naive rate: the ceiling for the target on this machine.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # for tests.unit.test_pdf_render
@@ -202,7 +202,16 @@ class Steps:
                 sum(self.cpu_s(name) for name in self.cpu))
 
 
-async def fresh_context_render(step: Steps, browser: Browser) -> None:
+class Stepper(Protocol):
+    async def __call__(self, name: str, step: Awaitable[T]) -> T: ...
+
+
+async def unpaused(name: str, step: Awaitable[T]) -> T:
+    """The stepper of a render timed whole: no pause, nothing recorded."""
+    return await step
+
+
+async def fresh_context_render(step: Stepper, browser: Browser) -> None:
     """What ``WarmBrowser`` does for one job (spare and job together), step by step."""
 
     async def serve(route: Route) -> None:
@@ -218,7 +227,7 @@ async def fresh_context_render(step: Steps, browser: Browser) -> None:
     await step("close", context.close())
 
 
-async def naive_render_steps(step: Steps, p: Playwright, executable: Path) -> None:
+async def naive_render_steps(step: Stepper, p: Playwright, executable: Path) -> None:
     browser = await step("launch", p.chromium.launch(executable_path=executable,
                                                      args=launch_args()))
     page = await step("new_page (renderer start)", browser.new_page())
@@ -228,72 +237,74 @@ async def naive_render_steps(step: Steps, p: Playwright, executable: Path) -> No
 
 
 async def stages(executable: Path, rounds: int,
-                 renders: int) -> tuple[dict[str, Steps], list[float], list[float]]:
-    """Steps of each kind of render, and the wall and CPU time of whole naive renders."""
+                 renders: int) -> tuple[dict[str, Steps], dict[str, Steps]]:
+    """Renders step by step (warm and naive), and whole (warm with our flags and with
+    Playwright's only, naive), in turns so that load from elsewhere hits them all."""
     meter = CpuMeter()
-    naive_walls: list[float] = []
-    naive_cpus: list[float] = []
-    steps = {name: Steps(meter) for name in (WARM, WARM_PLAYWRIGHT, NAIVE)}
+    steps = {name: Steps(meter) for name in (WARM, NAIVE)}
+    whole = {name: Steps(meter) for name in (WARM, WARM_PLAYWRIGHT, NAIVE)}
     ours = launch_args()
     playwrights = [a for a in ours if not a.startswith("--disable-features=")]
     async with async_playwright() as p:
         browsers = {WARM: await p.chromium.launch(executable_path=executable, args=ours),
                     WARM_PLAYWRIGHT: await p.chromium.launch(executable_path=executable,
                                                              args=playwrights)}
-        runs: dict[str, Callable[[Steps], Awaitable[None]]] = {
+        runs: dict[str, Callable[[Stepper], Awaitable[None]]] = {
             WARM: lambda s: fresh_context_render(s, browsers[WARM]),
             WARM_PLAYWRIGHT: lambda s: fresh_context_render(s, browsers[WARM_PLAYWRIGHT]),
             NAIVE: lambda s: naive_render_steps(s, p, executable),
         }
         for run in runs.values():  # warm-up, not counted
-            await run(Steps(meter))
-        for _ in range(rounds):  # in turns, so that load from elsewhere hits all three
+            await run(unpaused)
+        for _ in range(rounds):
             for name, run in runs.items():
-                for _ in range(renders if name != NAIVE else renders // 2 or 1):
+                count = renders if name != NAIVE else renders // 2 or 1
+                for _ in range(count if name in steps else 0):
                     await run(steps[name])
-            for _ in range(renders // 2 or 1):
-                started, cpu = time.perf_counter(), meter.sample()
-                await naive_render(p, executable)
-                naive_walls.append(time.perf_counter() - started)
-                await asyncio.sleep(SETTLE_S)  # its browser's exit is its own
-                naive_cpus.append(meter.sample() - cpu)
+                for _ in range(count):
+                    await whole[name]("whole render", run(unpaused))
         for browser in browsers.values():
             await browser.close()
     meter.close()
-    return steps, naive_walls, naive_cpus
+    return steps, whole
 
 
-def stages_report(steps: dict[str, Steps], naive_walls: list[float], naive_cpus: list[float],
-                  chromium: str, load_before: float) -> str:
+def stages_report(steps: dict[str, Steps], whole: dict[str, Steps], chromium: str,
+                  load_before: float) -> str:
     cpus = len(os.sched_getaffinity(0))  # the CPUs this process may run on
     lines = [f"PDF render steps: {platform.machine()}, {cpus} usable CPUs, load avg "
              f"{load_before:.2f} before / {os.getloadavg()[0]:.2f} after, {chromium}; "
              f"CPU read {SETTLE_S * 1000:.0f} ms after each step, less the idle CPU of as long", ""]
     for name, s in steps.items():
-        lines += [f"{name}:", "", "| step | wall ms (median) | CPU ms (mean) |", "|---|---:|---:|"]
+        lines += [f"{name}, step by step:", "", "| step | wall ms (median) | CPU ms (mean) |",
+                  "|---|---:|---:|"]
         lines += [f"| {step} | {statistics.median(s.wall[step]) * 1000:.1f} | "
                   f"{s.cpu_s(step) * 1000:.1f} |" for step in s.wall]
         wall, cpu = s.total()
-        lines += [f"| **total** | **{wall * 1000:.1f}** | **{cpu * 1000:.1f}** |", ""]
-    naive_s, naive_cpu = statistics.median(naive_walls), statistics.mean(naive_cpus)
-    busy = naive_cpu / naive_s  # cores a naive render keeps busy, one at a time
+        lines += [f"| sum | {wall * 1000:.1f} | {cpu * 1000:.1f} |", ""]
+    lines += ["Whole renders, no pauses:", "", "| render | n | wall ms (median) | CPU ms (mean) |",
+              "|---|---:|---:|---:|"]
+    for name, s in whole.items():
+        lines.append(f"| {name} | {len(s.wall['whole render'])} | "
+                     f"{s.total()[0] * 1000:.1f} | {s.total()[1] * 1000:.1f} |")
+    naive_s, naive_cpu = whole[NAIVE].total()
+    warm_cpu, flags_cpu = whole[WARM].total()[1], whole[WARM_PLAYWRIGHT].total()[1]
     warm = steps[WARM]
-    warm_cpu = warm.total()[1]
     context_cpu = sum(warm.cpu_s(k) for k in warm.cpu
                       if k.startswith(("new_context", "route", "new_page", "close")))
     lines += [
-        f"Whole naive renders, one at a time: {naive_s * 1000:.0f} ms, {naive_cpu * 1000:.0f} "
-        f"CPU ms (median / mean of {len(naive_walls)}), so {busy:.2f} cores busy. A warm, "
-        f"fresh-context render costs {warm_cpu * 1000:.0f} CPU ms ({naive_cpu / warm_cpu:.2f}x "
-        f"less); the context alone (new_context + route + new_page + close) "
-        f"{context_cpu * 1000:.0f}. With all {cpus} CPUs busy the warm path reaches at most "
-        f"{cpus} / {warm_cpu * 1000:.0f} ms = {cpus / warm_cpu:.1f} renders/s = "
+        "",
+        f"A naive render keeps {naive_cpu / naive_s:.2f} cores busy; a warm, fresh-context "
+        f"render costs {naive_cpu / warm_cpu:.2f}x less CPU, of which the context alone "
+        f"(new_context + route + new_page + close, step by step) is {context_cpu * 1000:.0f} "
+        f"ms. With all {cpus} CPUs busy the warm path reaches at most {cpus} / "
+        f"{warm_cpu * 1000:.0f} ms = {cpus / warm_cpu:.1f} renders/s = "
         f"**{cpus * naive_s / warm_cpu:.1f}x naive** (target 5x: at most "
         f"{cpus * naive_s / 5 * 1000:.0f} CPU ms a render), before the task's own work "
-        "(Redis, page count). A loaded machine stretches the naive wall time and gives the "
-        "warm path fewer than all CPUs, so read this on a quiet one.",
-        f"Our --disable-features vs Playwright's own: {warm_cpu * 1000:.0f} vs "
-        f"{steps[WARM_PLAYWRIGHT].total()[1] * 1000:.0f} CPU ms a render.",
+        "(Redis, page count). Load from elsewhere stretches the naive wall time and leaves the "
+        "warm path fewer CPUs: read this on a quiet machine.",
+        f"Our --disable-features: {warm_cpu * 1000:.0f} vs {flags_cpu * 1000:.0f} CPU ms a "
+        f"render with Playwright's own ({warm_cpu / flags_cpu - 1:+.0%}).",
     ]
     return "\n".join(lines)
 
@@ -337,8 +348,8 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     if args.stages:
         executable = find_chromium()
-        steps, walls, cpus = asyncio.run(stages(executable, args.rounds, args.warm))
-        print(stages_report(steps, walls, cpus, f"chromium {executable}", load_before))
+        steps, whole = asyncio.run(stages(executable, args.rounds, args.warm))
+        print(stages_report(steps, whole, f"chromium {executable}", load_before))
         return
     with tempfile.TemporaryDirectory() as tmp:
         server = RedisServer(Path(tmp), free_port())
