@@ -19,10 +19,8 @@ ANAF accepts the same invoice twice and registers it twice (odoo/odoo#198604, OC
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hashlib
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal
 
@@ -33,14 +31,19 @@ from workers_core.efactura.archive import AnafArchive, open_archive
 from workers_core.efactura.errors import MalformedXml
 from workers_core.efactura.safe_xml import parse_untrusted
 from workers_core.efactura.ubl import CREDIT_NOTE_NS, INVOICE_NS
-from workers_core.errors import NonRetryable, OutcomeUnknown, Retry
 from workers_core.integrations.anaf.efactura import (
     EfacturaClient,
     MessageStatus,
     SpvMessage,
     Standard,
 )
-from workers_core.jobs.side_effects import EffectState, SideEffectLedger
+from workers_core.integrations.anaf.spv import PollPolicy, poll_until_final
+from workers_core.jobs.side_effects import (
+    LostAnswerLookup,
+    Reuse,
+    SideEffectLedger,
+    at_most_once_or_found,
+)
 
 UBL = {
     "cbc": "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2",
@@ -50,7 +53,6 @@ _PARTY_ID = (
     "cac:{role}/cac:Party/cac:PartyTaxScheme/cbc:CompanyID/text()"
     " | cac:{role}/cac:Party/cac:PartyLegalEntity/cbc:CompanyID/text()"
 )
-LOOKUP_MARGIN_S = 120.0  # ANAF's clock and ours; the list's endTime may not be in the future
 
 
 class InvoiceIdentity(BaseModel):
@@ -151,9 +153,7 @@ class InvoiceSubmitter:
     ) -> None:
         self.client = client
         self.ledger = ledger
-        self.poll_first_s = poll_first_s
-        self.poll_max_interval_s = poll_max_interval_s
-        self.poll_in_job_s = poll_in_job_s
+        self.polling = PollPolicy(poll_first_s, poll_max_interval_s, poll_in_job_s)
         self.lookup_grace_s = lookup_grace_s
         self.lookup_retry_s = lookup_retry_s
         self.pinned = list(pinned)
@@ -163,48 +163,7 @@ class InvoiceSubmitter:
     async def upload_once(
         self, xml: bytes, invoice: InvoiceIdentity, options: UploadOptions, attempt: int
     ) -> UploadOutcome:
-        key = invoice.effect_key()
-        note = {"sha256": invoice.sha256}
-        record = await self.ledger.claim(key, attempt, note)
-        if record is None:
-            return await self._upload(key, xml, invoice, options, attempt)
-        if record.state is EffectState.DONE:
-            outcome = record.outcome or {}
-            if outcome.get("sha256") != invoice.sha256:
-                raise NonRetryable(
-                    f"{invoice.label()} was already uploaded (index_incarcare "
-                    f"{outcome.get('index')}) with different content; ANAF does not replace "
-                    "an invoice: issue a credit note, or a new number"
-                )
-            return UploadOutcome(index=int(outcome["index"]), reused=True)
-        # "started": an earlier attempt may have uploaded it and lost the answer.
-        claimed_at = record.claimed_at or time.time()
-        found = await self.find_upload(invoice, since=claimed_at - LOOKUP_MARGIN_S)
-        if found is not None:
-            await self.ledger.complete(
-                key, attempt, {"index": found.upload_index, "sha256": invoice.sha256}
-            )
-            return UploadOutcome(index=found.upload_index, reused=True, found_by_lookup=True)
-        waited = time.time() - claimed_at
-        if waited < self.lookup_grace_s:
-            raise Retry(
-                f"an earlier attempt's upload of {invoice.label()} may have reached ANAF "
-                f"{waited:.0f} s ago and is not in the message list yet; looking again "
-                f"(uploading again only after {self.lookup_grace_s:.0f} s without it)",
-                after_s=self.lookup_retry_s,
-            )
-        await self.ledger.reclaim(key, attempt, note)
-        return await self._upload(key, xml, invoice, options, attempt)
-
-    async def _upload(
-        self,
-        key: str,
-        xml: bytes,
-        invoice: InvoiceIdentity,
-        options: UploadOptions,
-        attempt: int,
-    ) -> UploadOutcome:
-        try:
+        async def upload() -> dict[str, Any]:
             receipt = await self.client.upload(
                 xml,
                 options.cif,
@@ -214,21 +173,40 @@ class InvoiceSubmitter:
                 enforcement=options.enforcement,
                 b2c=options.b2c,
             )
-        except OutcomeUnknown as exc:  # the claim stays: the next attempt looks it up
-            raise Retry(
-                f"{exc.message}; the next attempt looks for it in the SPV message list "
-                "before uploading again",
-                after_s=self.lookup_retry_s,
-            ) from exc
-        except asyncio.CancelledError:  # cut mid-request: it may have arrived
-            raise
-        except Exception:
-            await self.ledger.release(key)  # certainly not uploaded (refused, never sent)
-            raise
-        await self.ledger.complete(
-            key, attempt, {"index": receipt.index, "sha256": invoice.sha256, "at": time.time()}
+            return {"index": receipt.index}
+
+        async def find(since: float) -> dict[str, Any] | None:
+            found = await self.find_upload(invoice, since)
+            return None if found is None else {"index": found.upload_index}
+
+        def conflict(outcome: dict[str, Any]) -> str:
+            return (
+                f"{invoice.label()} was already uploaded (index_incarcare "
+                f"{outcome.get('index')}) with different content; ANAF does not replace "
+                "an invoice: issue a credit note, or a new number"
+            )
+
+        outcome, how = await at_most_once_or_found(
+            self.ledger,
+            invoice.effect_key(),
+            attempt,
+            fingerprint=invoice.sha256,
+            label=invoice.label(),
+            act=upload,
+            lookup=LostAnswerLookup(
+                find,
+                self.lookup_grace_s,
+                self.lookup_retry_s,
+                where="the SPV message list",
+                where_short="the message list",
+            ),
+            conflict=conflict,
         )
-        return UploadOutcome(index=receipt.index, reused=False)
+        return UploadOutcome(
+            index=int(outcome["index"]),
+            reused=how is not Reuse.NEW,
+            found_by_lookup=how is Reuse.FOUND,
+        )
 
     async def release(self, invoice: InvoiceIdentity) -> None:
         """ANAF did not register it (``nok``): let the corrected invoice be uploaded."""
@@ -266,18 +244,6 @@ class InvoiceSubmitter:
 
     async def poll(self, index: int, on_state: StateCallback | None = None) -> MessageStatus:
         """Poll until a final state, or hand back with ``Retry`` when this attempt's time is up."""
-        delay = self.poll_first_s
-        deadline = time.monotonic() + self.poll_in_job_s
-        while True:
-            status = await self.client.status(index)
-            if on_state is not None:
-                await on_state(status)
-            if status.final:
-                return status
-            if time.monotonic() + delay > deadline:
-                raise Retry(
-                    f"ANAF is still processing upload {index}; polling again later",
-                    after_s=delay,
-                )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self.poll_max_interval_s)
+        return await poll_until_final(
+            lambda: self.client.status(index), self.polling, f"upload {index}", on_state
+        )

@@ -17,15 +17,13 @@ ANAF registers every upload it receives (each gets its own UIT), so, as for e-Fa
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hashlib
-import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from pydantic import BaseModel
 
-from workers_core.errors import NonRetryable, OutcomeUnknown, Retry
 from workers_core.etransport.codes import OperationType
 from workers_core.etransport.model import Declaration
 from workers_core.integrations.anaf.etransport import (
@@ -34,9 +32,14 @@ from workers_core.integrations.anaf.etransport import (
     EtransportMessage,
     list_days_since,
 )
-from workers_core.jobs.side_effects import EffectState, SideEffectLedger
+from workers_core.integrations.anaf.spv import PollPolicy, poll_until_final
+from workers_core.jobs.side_effects import (
+    LostAnswerLookup,
+    Reuse,
+    SideEffectLedger,
+    at_most_once_or_found,
+)
 
-LOOKUP_MARGIN_S = 120.0  # ANAF's clock and ours
 _KINDS = {"notificare": ("NOT", "COR"), "stergere": ("DEL",), "confirmare": ("CON",)}
 # UIT validity (notes/anaf.md §3.3 [ETL]): 5 days from the declared start, 15 for AIC and
 # for the DIN / lohn / call-off intake legs (our reading of "AIC and DIN/lohn/call-off legs").
@@ -127,72 +130,53 @@ class DeclarationSubmitter:
     ) -> None:
         self.client = client
         self.ledger = ledger
-        self.poll_first_s = poll_first_s
-        self.poll_max_interval_s = poll_max_interval_s
-        self.poll_in_job_s = poll_in_job_s
+        self.polling = PollPolicy(poll_first_s, poll_max_interval_s, poll_in_job_s)
         self.lookup_grace_s = lookup_grace_s
         self.lookup_retry_s = lookup_retry_s
 
     async def upload_once(
         self, xml: bytes, shipment: ShipmentIdentity, cif: int, attempt: int
     ) -> UploadOutcome:
-        key = shipment.effect_key()
-        note = {"sha256": shipment.sha256, "ref": shipment.ref}
-        record = await self.ledger.claim(key, attempt, note)
-        if record is None:
-            return await self._upload(key, xml, shipment, cif, attempt)
-        if record.state is EffectState.DONE:
-            outcome = record.outcome or {}
-            if outcome.get("sha256") != shipment.sha256:
-                raise NonRetryable(
-                    f"{shipment.label()} was already declared (UIT {outcome.get('uit')}) with "
-                    "different content; send a correction (notification.corrects) under a "
-                    "new shipment key"
-                )
-            return UploadOutcome(index=int(outcome["index"]), uit=str(outcome["uit"]), reused=True)
-        claimed_at = record.claimed_at or time.time()
-        found = await self.find_upload(shipment, cif, since=claimed_at - LOOKUP_MARGIN_S)
-        if found is not None and found.upload_index is not None and found.uit:
-            outcome = {"index": found.upload_index, "uit": found.uit, "sha256": shipment.sha256}
-            await self.ledger.complete(key, attempt, outcome)
-            return UploadOutcome(
-                index=found.upload_index, uit=found.uit, reused=True, found_by_lookup=True
-            )
-        waited = time.time() - claimed_at
-        if waited < self.lookup_grace_s:
-            raise Retry(
-                f"an earlier attempt's upload of {shipment.label()} may have reached ANAF "
-                f"{waited:.0f} s ago and is not in the e-Transport list yet; looking again "
-                f"(uploading again only after {self.lookup_grace_s:.0f} s without it)",
-                after_s=self.lookup_retry_s,
-            )
-        await self.ledger.reclaim(key, attempt, note)
-        return await self._upload(key, xml, shipment, cif, attempt)
-
-    async def _upload(
-        self, key: str, xml: bytes, shipment: ShipmentIdentity, cif: int, attempt: int
-    ) -> UploadOutcome:
-        try:
+        async def upload() -> dict[str, Any]:
             receipt = await self.client.upload(xml, cif)
-        except OutcomeUnknown as exc:  # the claim stays: the next attempt looks it up
-            raise Retry(
-                f"{exc.message}; the next attempt looks for it in the e-Transport list "
-                "before uploading again",
-                after_s=self.lookup_retry_s,
-            ) from exc
-        except asyncio.CancelledError:  # cut mid-request: it may have arrived
-            raise
-        except Exception:
-            await self.ledger.release(key)  # certainly not uploaded (refused, never sent)
-            raise
-        outcome = {
-            "index": receipt.index,
-            "uit": receipt.uit,
-            "sha256": shipment.sha256,
-            "at": time.time(),
-        }
-        await self.ledger.complete(key, attempt, outcome)
-        return UploadOutcome(index=receipt.index, uit=receipt.uit, reused=False)
+            return {"index": receipt.index, "uit": receipt.uit}
+
+        async def find(since: float) -> dict[str, Any] | None:
+            found = await self.find_upload(shipment, cif, since)
+            if found is None or found.upload_index is None or not found.uit:
+                return None
+            return {"index": found.upload_index, "uit": found.uit}
+
+        def conflict(outcome: dict[str, Any]) -> str:
+            return (
+                f"{shipment.label()} was already declared (UIT {outcome.get('uit')}) with "
+                "different content; send a correction (notification.corrects) under a "
+                "new shipment key"
+            )
+
+        outcome, how = await at_most_once_or_found(
+            self.ledger,
+            shipment.effect_key(),
+            attempt,
+            fingerprint=shipment.sha256,
+            label=shipment.label(),
+            act=upload,
+            lookup=LostAnswerLookup(
+                find,
+                self.lookup_grace_s,
+                self.lookup_retry_s,
+                where="the e-Transport list",
+                where_short="the e-Transport list",
+            ),
+            conflict=conflict,
+            note={"ref": shipment.ref},
+        )
+        return UploadOutcome(
+            index=int(outcome["index"]),
+            uit=str(outcome["uit"]),
+            reused=how is not Reuse.NEW,
+            found_by_lookup=how is Reuse.FOUND,
+        )
 
     async def release(self, shipment: ShipmentIdentity) -> None:
         """ANAF said ``nok``: the UIT never became valid; allow a corrected declaration."""
@@ -210,18 +194,9 @@ class DeclarationSubmitter:
 
     async def poll(self, index: int, on_state: StateCallback | None = None) -> DeclarationStatus:
         """Poll until a final state, or hand back with ``Retry`` when this attempt's time is up."""
-        delay = self.poll_first_s
-        deadline = time.monotonic() + self.poll_in_job_s
-        while True:
-            status = await self.client.status(index)
-            if on_state is not None:
-                await on_state(status)
-            if status.final:
-                return status
-            if time.monotonic() + delay > deadline:
-                raise Retry(
-                    f"ANAF is still processing e-Transport upload {index}; polling again later",
-                    after_s=delay,
-                )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self.poll_max_interval_s)
+        return await poll_until_final(
+            lambda: self.client.status(index),
+            self.polling,
+            f"e-Transport upload {index}",
+            on_state,
+        )

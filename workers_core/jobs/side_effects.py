@@ -3,11 +3,14 @@ every retry (e-mail, e-Factura upload, e-Transport, REGES).
 
 States: absent → ``started`` (claimed by one attempt) → ``done`` (with what it produced).
 A retry that finds ``done`` returns the recorded outcome instead of acting again; one that
-finds ``started`` knows an earlier attempt may have acted and must not guess.
+finds ``started`` knows an earlier attempt may have acted and must not guess: it fails
+(``at_most_once``), or, where the other side can be asked, looks there first
+(``at_most_once_or_found``: ANAF uploads).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -15,7 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from workers_core.errors import NonRetryable, OutcomeUnknown, StoreUnavailable
+from workers_core.errors import NonRetryable, OutcomeUnknown, Retry, StoreUnavailable
 from workers_core.jobs.store import UNAVAILABLE
 
 
@@ -106,3 +109,84 @@ async def at_most_once(
         raise
     await ledger.complete(key, attempt, outcome)
     return outcome, False
+
+
+class Reuse(StrEnum):
+    """How ``at_most_once_or_found`` got its outcome."""
+
+    NEW = "new"  # this call acted
+    RECORDED = "recorded"  # an earlier attempt (or job) acted and recorded it
+    FOUND = "found"  # an earlier attempt's answer was lost; found at the other side
+
+
+@dataclass(frozen=True)
+class LostAnswerLookup:
+    """Where and how long to look for an effect whose answer was lost before acting again.
+
+    ``find(since)`` returns the outcome recorded at the other side since ``since`` (wall
+    clock), or None. ``where`` names the place in messages ("the SPV message list"),
+    ``where_short`` when it is not there yet.
+    """
+
+    find: Callable[[float], Awaitable[dict[str, Any] | None]]
+    grace_s: float
+    retry_s: float
+    where: str
+    where_short: str
+    margin_s: float = 120.0  # their clock and ours
+
+
+async def at_most_once_or_found(
+    ledger: SideEffectLedger, key: str, attempt: int, *,
+    fingerprint: str, label: str,
+    act: Callable[[], Awaitable[dict[str, Any]]],
+    lookup: LostAnswerLookup,
+    conflict: Callable[[dict[str, Any]], str],
+    note: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], Reuse]:
+    """``at_most_once`` for effects the other side can be asked about (ANAF uploads).
+
+    The claim carries ``fingerprint`` (the content's hash): a recorded outcome with another
+    fingerprint is refused with ``conflict(outcome)``. A lost answer (``OutcomeUnknown``)
+    keeps the claim and asks for a retry; the retry looks with ``lookup.find`` instead of
+    acting, and acts again only when nothing turned up within ``lookup.grace_s``.
+    """
+    note = {"sha256": fingerprint, **(note or {})}
+    record = await ledger.claim(key, attempt, note)
+    if record is not None and record.state is EffectState.DONE:
+        outcome = dict(record.outcome or {})
+        if outcome.get("sha256") != fingerprint:
+            raise NonRetryable(conflict(outcome))
+        return outcome, Reuse.RECORDED
+    if record is not None:  # "started": an earlier attempt may have acted, answer lost
+        claimed_at = record.claimed_at or time.time()
+        found = await lookup.find(claimed_at - lookup.margin_s)
+        if found is not None:
+            outcome = {**found, "sha256": fingerprint}
+            await ledger.complete(key, attempt, outcome)
+            return outcome, Reuse.FOUND
+        waited = time.time() - claimed_at
+        if waited < lookup.grace_s:
+            raise Retry(
+                f"an earlier attempt's upload of {label} may have reached ANAF "
+                f"{waited:.0f} s ago and is not in {lookup.where_short} yet; looking again "
+                f"(uploading again only after {lookup.grace_s:.0f} s without it)",
+                after_s=lookup.retry_s,
+            )
+        await ledger.reclaim(key, attempt, note)
+    try:
+        outcome = await act()
+    except OutcomeUnknown as exc:  # the claim stays: the next attempt looks it up
+        raise Retry(
+            f"{exc.message}; the next attempt looks for it in {lookup.where} "
+            "before uploading again",
+            after_s=lookup.retry_s,
+        ) from exc
+    except asyncio.CancelledError:  # cut mid-request: it may have arrived
+        raise
+    except Exception:
+        await ledger.release(key)  # certainly not done (refused, never sent)
+        raise
+    outcome = {**outcome, "sha256": fingerprint, "at": time.time()}
+    await ledger.complete(key, attempt, outcome)
+    return outcome, Reuse.NEW
