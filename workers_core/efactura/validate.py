@@ -36,10 +36,10 @@ class ValidationIssue(BaseModel):
     source: Literal["xsd", "schematron"]
 
 
-class ValidationReport(BaseModel):
-    """Fatal issues in ``errors``, warnings apart; ``ok`` means ANAF's rules accept it."""
+class IssueReport(BaseModel):
+    """Fatal issues in ``errors``, warnings apart; ``ok`` means the rules accept the document.
+    The shape every validator here reports (e-Factura, e-Transport)."""
 
-    document: Document
     errors: list[ValidationIssue]
     warnings: list[ValidationIssue]
     schematron_ran: bool
@@ -54,16 +54,55 @@ class ValidationReport(BaseModel):
         """Distinct rule ids of the errors, in order of first appearance."""
         return list(dict.fromkeys(issue.rule_id for issue in self.errors))
 
+    @staticmethod
+    def split(issues: list[ValidationIssue]) -> dict[str, list[ValidationIssue]]:
+        """``errors`` and ``warnings`` keyword arguments from a list of issues."""
+        return {
+            "errors": [i for i in issues if i.flag == "fatal"],
+            "warnings": [i for i in issues if i.flag == "warning"],
+        }
+
+
+class ValidationReport(IssueReport):
+    document: Document
+
+
+class CompiledXsd:
+    """An XSD compiled once; validation is serialised (lxml validators keep an error log)."""
+
+    def __init__(self, path: Path) -> None:
+        parser = etree.XMLParser(no_network=True, resolve_entities=False)
+        try:
+            self._schema = etree.XMLSchema(etree.parse(str(path), parser))
+        except (etree.XMLSchemaParseError, etree.XMLSyntaxError, OSError) as exc:
+            raise SchemasUnavailable(f"cannot load {path}: {exc}", path=str(path)) from exc
+        self._lock = threading.Lock()
+
+    def issues(self, tree: etree._ElementTree) -> list[ValidationIssue]:
+        with self._lock:
+            if self._schema.validate(tree):
+                return []
+            log = list(self._schema.error_log)
+        return [
+            ValidationIssue(
+                rule_id="XSD",
+                flag="fatal",
+                location=entry.path or f"line {entry.line}",
+                text=f"line {entry.line}: {entry.message}",
+                source="xsd",
+            )
+            for entry in log
+        ]
+
 
 class InvoiceValidator:
     """The two compiled XSDs and the compiled Schematron: build once per process, then reuse."""
 
     def __init__(self, schemas: EfacturaSchemas) -> None:
         self._xsd = {
-            "Invoice": _load_xsd(schemas.invoice_xsd),
-            "CreditNote": _load_xsd(schemas.credit_note_xsd),
+            "Invoice": CompiledXsd(schemas.invoice_xsd),
+            "CreditNote": CompiledXsd(schemas.credit_note_xsd),
         }
-        self._xsd_lock = threading.Lock()  # lxml validators keep an error log: not shared
         self._schematron = SchematronRunner(schemas.schematron_xslt)
 
     def validate(self, xml: bytes) -> ValidationReport:
@@ -75,7 +114,7 @@ class InvoiceValidator:
             raise MalformedXml(
                 f"root element {tree.getroot().tag} is neither a UBL 2.1 Invoice nor CreditNote"
             )
-        issues = self._xsd_issues(document, tree)
+        issues = self._xsd[document].issues(tree)
         # ANAF stops at the XSD too: the rules cast values with xs:decimal and would only
         # fail on a document whose types are already wrong.
         ran = not issues
@@ -93,36 +132,10 @@ class InvoiceValidator:
             ]
         return ValidationReport(
             document=document,
-            errors=[i for i in issues if i.flag == "fatal"],
-            warnings=[i for i in issues if i.flag == "warning"],
+            **IssueReport.split(issues),
             schematron_ran=ran,
             elapsed_s=time.perf_counter() - started,
         )
-
-    def _xsd_issues(self, document: Document, tree: etree._ElementTree) -> list[ValidationIssue]:
-        schema = self._xsd[document]
-        with self._xsd_lock:
-            if schema.validate(tree):
-                return []
-            log = list(schema.error_log)
-        return [
-            ValidationIssue(
-                rule_id="XSD",
-                flag="fatal",
-                location=entry.path or f"line {entry.line}",
-                text=f"line {entry.line}: {entry.message}",
-                source="xsd",
-            )
-            for entry in log
-        ]
-
-
-def _load_xsd(path: Path) -> etree.XMLSchema:
-    parser = etree.XMLParser(no_network=True, resolve_entities=False)
-    try:
-        return etree.XMLSchema(etree.parse(str(path), parser))
-    except (etree.XMLSchemaParseError, etree.XMLSyntaxError, OSError) as exc:
-        raise SchemasUnavailable(f"cannot load {path}: {exc}", path=str(path)) from exc
 
 
 @functools.lru_cache(maxsize=4)

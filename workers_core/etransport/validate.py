@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import functools
 import re
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from lxml import etree  # type: ignore[import-untyped]
-from pydantic import BaseModel, computed_field
 
 from workers_core.efactura.errors import MalformedXml, SchemasUnavailable
 from workers_core.efactura.safe_xml import parse_untrusted
 from workers_core.efactura.schematron import Finding
-from workers_core.efactura.validate import ValidationIssue
+from workers_core.efactura.validate import CompiledXsd, IssueReport, ValidationIssue
 from workers_core.etransport.document import NS
 from workers_core.etransport.schematron import EtransportSchematron
 
@@ -51,37 +49,15 @@ class EtransportSchemas:
         return found
 
 
-class EtransportReport(BaseModel):
-    """Fatal issues in ``errors``; ``ok`` means ANAF's XSD and rules accept it."""
-
+class EtransportReport(IssueReport):
     kind: str  # notificare, stergere, confirmare, modifVehicul
-    errors: list[ValidationIssue]
-    warnings: list[ValidationIssue]
-    schematron_ran: bool
-    elapsed_s: float
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-    def rule_ids(self) -> list[str]:
-        """Distinct rule ids of the errors, in order of first appearance."""
-        return list(dict.fromkeys(issue.rule_id for issue in self.errors))
 
 
 class DeclarationValidator:
     """The compiled XSD and Schematron: build once per process, then reuse."""
 
     def __init__(self, schemas: EtransportSchemas) -> None:
-        parser = etree.XMLParser(no_network=True, resolve_entities=False)
-        try:
-            self._xsd = etree.XMLSchema(etree.parse(str(schemas.xsd), parser))
-        except (etree.XMLSchemaParseError, etree.XMLSyntaxError, OSError) as exc:
-            raise SchemasUnavailable(
-                f"cannot load {schemas.xsd}: {exc}", path=str(schemas.xsd)
-            ) from exc
-        self._xsd_lock = threading.Lock()  # lxml validators keep an error log: not shared
+        self._xsd = CompiledXsd(schemas.xsd)
         self._schematron = EtransportSchematron(schemas.schematron_xslt)
 
     def validate(self, xml: bytes) -> EtransportReport:
@@ -93,34 +69,17 @@ class DeclarationValidator:
             raise MalformedXml(f"root element {root.tag} is not an e-Transport v2 eTransport")
         child = next((c for c in root if isinstance(c.tag, str)), None)
         kind = etree.QName(child).localname if child is not None else ""
-        issues = self._xsd_issues(tree)
+        issues = self._xsd.issues(tree)
         ran = not issues  # the rules cast with xs:decimal: only on a document typed right
         if ran:
             text = etree.tostring(tree, encoding="unicode")  # no DOCTYPE: vetted above
             issues = [_issue(f) for f in self._schematron.run(text)]
         return EtransportReport(
             kind=kind,
-            errors=[i for i in issues if i.flag == "fatal"],
-            warnings=[i for i in issues if i.flag == "warning"],
+            **IssueReport.split(issues),
             schematron_ran=ran,
             elapsed_s=time.perf_counter() - started,
         )
-
-    def _xsd_issues(self, tree: etree._ElementTree) -> list[ValidationIssue]:
-        with self._xsd_lock:
-            if self._xsd.validate(tree):
-                return []
-            log = list(self._xsd.error_log)
-        return [
-            ValidationIssue(
-                rule_id="XSD",
-                flag="fatal",
-                location=entry.path or f"line {entry.line}",
-                text=f"line {entry.line}: {entry.message}",
-                source="xsd",
-            )
-            for entry in log
-        ]
 
 
 def _issue(finding: Finding) -> ValidationIssue:
