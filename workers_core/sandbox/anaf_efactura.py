@@ -20,10 +20,8 @@ Texts marked "sandbox" are ours; the others follow ANAF's published examples.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import io
-import threading
 import uuid
 import zipfile
 from collections import Counter
@@ -31,7 +29,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -41,6 +38,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from lxml import etree  # type: ignore[import-untyped]
 from signxml import XMLSigner, methods  # type: ignore[attr-defined]
+
+from workers_core.efactura.validate import validate as validate_invoice
+from workers_core.integrations.anaf.http import ROMANIA
+from workers_core.sandbox.spv import DocumentCheck, SpvState, now_ro, rules_check, stamp
 
 UPLOAD_NS = "mfp:anaf:dgti:spv:respUploadFisier:v1"
 STATUS_NS = "mfp:anaf:dgti:efactura:stareMesajFactura:v1"
@@ -54,35 +55,8 @@ MAX_TRANSFORM_BYTES = 5 * 1024 * 1024
 STATUS_DAILY_LIMIT = 100
 DOWNLOAD_DAILY_LIMIT = 10
 PAGE_SIZE = 500
-ROMANIA = ZoneInfo("Europe/Bucharest")
 
 Verdict = Literal["ok", "nok"]
-# The document's fatal validation messages ("[BR-RO-100] ..."); empty when it passes.
-DocumentCheck = Callable[[bytes], list[str]]
-
-
-def schema_check(schemas_root: Path) -> DocumentCheck:
-    """ANAF's verdict with the project's validator (UBL XSD + CIUS-RO Schematron)."""
-    from workers_core.efactura.errors import MalformedXml, UnsafeXml
-    from workers_core.efactura.validate import validate
-
-    def check(xml: bytes) -> list[str]:
-        try:
-            report = validate(xml, schemas_root)
-        except (MalformedXml, UnsafeXml) as exc:
-            return [f"[XML] {exc.message}"]
-        return [f"[{issue.rule_id}] {issue.location}: {issue.text}" for issue in report.errors]
-
-    return check
-
-
-def _now_ro() -> dt.datetime:
-    return dt.datetime.now(ROMANIA)
-
-
-def _stamp(moment: dt.datetime) -> str:
-    """ANAF's ``YYYYMMDDHHmm`` timestamps."""
-    return moment.strftime("%Y%m%d%H%M")
 
 
 class SandboxSigner:
@@ -145,14 +119,10 @@ class SpvMessage:
 
 
 @dataclass
-class EfacturaState:
+class EfacturaState(SpvState):
     """What the e-Factura routes know; the tests read and steer it."""
 
-    check: DocumentCheck | None = None
-    processing_polls: int = 1  # stareMesaj says "in prelucrare" to this many queries
-    processing_s: float = 1.0  # ... and the message is processed (listed) this long after upload
     list_delay_s: float = 0.0
-    authorised_cifs: set[int] | None = None  # None: the token has rights for every CIF
     signer: SandboxSigner = field(default_factory=SandboxSigner)
     messages: dict[int, SpvMessage] = field(default_factory=dict)
     downloads: dict[int, SpvMessage] = field(default_factory=dict)
@@ -161,31 +131,15 @@ class EfacturaState:
     download_calls: Counter[tuple[int, dt.date]] = field(default_factory=Counter)
     transforms: int = 0
     next_index: int = 5_000_000_000
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def uploads_of(self, cif: int, invoice_id: str) -> int:
         with self.lock:
             return self.uploads[(cif, invoice_id)]
 
-    async def judge(self, xml: bytes) -> list[str]:
-        """The fatal validation messages for ``xml`` (off the event loop: it takes a while)."""
-        if self.check is None:
-            return []
-        return await asyncio.to_thread(self.check, xml)
-
-    def processed_at(self, message: SpvMessage) -> dt.datetime | None:
-        """ANAF processes on its own time: after ``processing_s``, or when a query saw it.
-        The caller holds the lock."""
-        if message.processed_at is None:
-            ready = message.uploaded_at + dt.timedelta(seconds=self.processing_s)
-            if ready <= _now_ro():
-                message.processed_at = ready
-        return message.processed_at
-
     def listed(
         self, cif: int, start: dt.datetime, end: dt.datetime, kind: str | None
     ) -> list[dict[str, Any]]:
-        visible_before = _now_ro() - dt.timedelta(seconds=self.list_delay_s)
+        visible_before = now_ro() - dt.timedelta(seconds=self.list_delay_s)
         rows = []
         with self.lock:
             for message in self.messages.values():
@@ -217,12 +171,17 @@ def _header(ns: str, attrs: dict[str, str], errors: Sequence[str] = ()) -> bytes
 
 def _upload_error(message: str) -> Response:
     return _xml(
-        _header(UPLOAD_NS, {"dateResponse": _stamp(_now_ro()), "ExecutionStatus": "1"}, [message])
+        _header(UPLOAD_NS, {"dateResponse": stamp(now_ro()), "ExecutionStatus": "1"}, [message])
     )
 
 
 def _eroare(message: str, title: str) -> JSONResponse:
     return JSONResponse({"eroare": message, "titlu": title})
+
+
+def schema_check(schemas_root: Path) -> DocumentCheck:
+    """ANAF's verdict with the project's validator (UBL XSD + CIUS-RO Schematron)."""
+    return rules_check(validate_invoice, schemas_root)
 
 
 def _invoice_facts(xml: bytes) -> tuple[str | None, str | None]:
@@ -354,7 +313,7 @@ def _upload_route(app: FastAPI, state: EfacturaState, bearer_ok: Callable[[Reque
                 buyer_cif=buyer,
                 verdict="nok" if errors else "ok",
                 errors=errors,
-                uploaded_at=_now_ro(),
+                uploaded_at=now_ro(),
             )
             state.messages[index] = message
             state.downloads[message.download_id] = message
@@ -363,7 +322,7 @@ def _upload_route(app: FastAPI, state: EfacturaState, bearer_ok: Callable[[Reque
             _header(
                 UPLOAD_NS,
                 {
-                    "dateResponse": _stamp(message.uploaded_at),
+                    "dateResponse": stamp(message.uploaded_at),
                     "ExecutionStatus": "0",
                     "index_incarcare": str(index),
                 },
@@ -381,7 +340,7 @@ def _status_route(app: FastAPI, state: EfacturaState, bearer_ok: Callable[[Reque
             return _xml(
                 _header(STATUS_NS, {}, [f"Id_incarcare introdus= {raw} nu este un numar intreg"])
             )
-        index, today = int(raw), _now_ro().date()
+        index, today = int(raw), now_ro().date()
         with state.lock:
             message = state.messages.get(index)
             if message is None:
@@ -402,7 +361,7 @@ def _status_route(app: FastAPI, state: EfacturaState, bearer_ok: Callable[[Reque
             if message.polls <= state.processing_polls:
                 return _xml(_header(STATUS_NS, {"stare": "in prelucrare"}))
             if message.processed_at is None:
-                message.processed_at = _now_ro()
+                message.processed_at = now_ro()
             return _xml(
                 _header(
                     STATUS_NS,
@@ -424,7 +383,7 @@ def _list_routes(app: FastAPI, state: EfacturaState, bearer_ok: Callable[[Reques
             )
         if not cif_text.isdigit():
             return _eroare(f"CIF introdus= {cif_text} nu este un numar", "Lista Mesaje")
-        end = _now_ro()
+        end = now_ro()
         rows = state.listed(
             int(cif_text),
             end - dt.timedelta(days=int(days)),
@@ -462,7 +421,7 @@ def _paged_list_route(
             page, cif = int(query.get("pagina", "1")), int(query["cif"])
         except (KeyError, ValueError):
             return _eroare("sandbox: startTime, endTime, cif si pagina sunt numere", "Lista Mesaje")
-        now = _now_ro()
+        now = now_ro()
         start = dt.datetime.fromtimestamp(start_ms / 1000, ROMANIA)
         end = dt.datetime.fromtimestamp(end_ms / 1000, ROMANIA)
         if start < now - dt.timedelta(days=60):
@@ -504,7 +463,7 @@ def _download_route(
         title = "Descarcare mesaj"
         if not raw.isdigit():
             return _eroare(f"Id descarcare introdus= {raw} nu este un numar intreg", title)
-        today = _now_ro().date()
+        today = now_ro().date()
         with state.lock:
             message = state.downloads.get(int(raw))
             if message is None or state.processed_at(message) is None:
@@ -582,7 +541,7 @@ _FILTERS = {
 def _rows_for(message: SpvMessage, cif: int, done: dt.datetime) -> list[dict[str, Any]]:
     """The list entries ``cif`` sees for one message: the sender's, and the buyer's if ok."""
     base = {
-        "data_creare": _stamp(done),
+        "data_creare": stamp(done),
         "id_solicitare": str(message.index),
         "id": str(message.download_id),
     }

@@ -16,59 +16,38 @@ Texts marked "sandbox" are ours; the others follow ANAF's published examples.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import secrets
-import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from lxml import etree  # type: ignore[import-untyped]
 
 from workers_core.etransport.codes import UIT_ALPHABET, uit_check_digits
+from workers_core.etransport.validate import validate as validate_declaration
+from workers_core.sandbox.spv import DocumentCheck, SpvState, now_ro, rules_check, stamp
 
 NS = "mfp:anaf:dgti:eTransport:declaratie:v2"
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
-ROMANIA = ZoneInfo("Europe/Bucharest")
 _TIP = {"notificare": "NOT", "stergere": "DEL", "confirmare": "CON", "modifVehicul": "MVH"}
 
 Verdict = Literal["ok", "nok"]
-DocumentCheck = Callable[[bytes], list[str]]
 
 
 def schema_check(schemas_root: Path) -> DocumentCheck:
     """ANAF's verdict with the project's validator (XSD v2 + Schematron 2.0.2)."""
-    from workers_core.efactura.errors import MalformedXml, UnsafeXml
-    from workers_core.etransport.validate import validate
-
-    def check(xml: bytes) -> list[str]:
-        try:
-            report = validate(xml, schemas_root)
-        except (MalformedXml, UnsafeXml) as exc:
-            return [f"[XML] {exc.message}"]
-        return [f"[{issue.rule_id}] {issue.location}: {issue.text}" for issue in report.errors]
-
-    return check
+    return rules_check(validate_declaration, schemas_root)
 
 
 def new_uit() -> str:
     body = "".join(secrets.choice(UIT_ALPHABET) for _ in range(14))
     return body + uit_check_digits(body)
-
-
-def _now_ro() -> dt.datetime:
-    return dt.datetime.now(ROMANIA)
-
-
-def _stamp(moment: dt.datetime) -> str:
-    return moment.strftime("%Y%m%d%H%M")
 
 
 @dataclass
@@ -89,39 +68,21 @@ class Upload:
 
 
 @dataclass
-class EtransportState:
+class EtransportState(SpvState):
     """What the e-Transport routes know; the tests read and steer it."""
 
-    check: DocumentCheck | None = None
-    processing_polls: int = 1  # stareMesaj says "in prelucrare" to this many queries
-    processing_s: float = 1.0  # ... and the upload is processed (listed) this long after
-    authorised_cifs: set[int] | None = None  # None: the token has rights for every CIF
     uploads: dict[int, Upload] = field(default_factory=dict)
     counts: Counter[tuple[int, str | None]] = field(default_factory=Counter)
     status_calls: Counter[int] = field(default_factory=Counter)
     next_index: int = 7_000_000
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def uploads_of(self, cif: int, ref: str | None) -> int:
         with self.lock:
             return self.counts[(cif, ref)]
 
-    async def judge(self, xml: bytes) -> list[str]:
-        if self.check is None:
-            return []
-        return await asyncio.to_thread(self.check, xml)
-
-    def processed_at(self, upload: Upload) -> dt.datetime | None:
-        """The caller holds the lock."""
-        if upload.processed_at is None:
-            ready = upload.uploaded_at + dt.timedelta(seconds=self.processing_s)
-            if ready <= _now_ro():
-                upload.processed_at = ready
-        return upload.processed_at
-
 
 def _answer(body: dict[str, Any]) -> JSONResponse:
-    return JSONResponse({"dateResponse": _stamp(_now_ro()), "trace_id": str(uuid.uuid4()), **body})
+    return JSONResponse({"dateResponse": stamp(now_ro()), "trace_id": str(uuid.uuid4()), **body})
 
 
 def _errors(*messages: str) -> JSONResponse:
@@ -195,7 +156,7 @@ def _upload_route(
                 xml=body,
                 verdict="nok" if errors else "ok",
                 errors=errors,
-                uploaded_at=_now_ro(),
+                uploaded_at=now_ro(),
             )
             state.uploads[index] = record
             state.counts[(record.cif, ref)] += 1
@@ -229,7 +190,7 @@ def _status_route(
             if upload.polls <= state.processing_polls:
                 return _answer({"stare": "in prelucrare", "ExecutionStatus": 0})
             if upload.processed_at is None:
-                upload.processed_at = _now_ro()
+                upload.processed_at = now_ro()
             if upload.verdict == "ok":
                 return _answer({"stare": "ok", "ExecutionStatus": 0})
             return _answer(
@@ -252,7 +213,7 @@ def _list_route(app: FastAPI, state: EtransportState, bearer_ok: Callable[[Reque
             )
         if not cif.isdigit():
             return _errors(f"CIF introdus= {cif} nu este un numar")
-        since = _now_ro() - dt.timedelta(days=int(days))
+        since = now_ro() - dt.timedelta(days=int(days))
         rows = []
         with state.lock:
             for upload in state.uploads.values():
