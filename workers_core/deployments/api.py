@@ -28,7 +28,6 @@ from workers_core.jobs.models import (
     JobSubmission,
     QueueStats,
 )
-from workers_core.jobs.progress import read_progress
 from workers_core.jobs.store import JobStore, NewJob
 from workers_core.tasks.registry import TaskCatalog
 
@@ -90,15 +89,6 @@ def _resolve(
         max_attempts=sub.max_attempts or task.retry.max_attempts,
         idempotency_key=idem,
     )
-
-
-async def _read_job(store: JobStore, job_id: str) -> Job:
-    """The job and its progress hash, read side by side (two reads, one round trip's wait)."""
-    job, progress = await asyncio.gather(
-        store.get(job_id), read_progress(store.redis, store.keys, job_id)
-    )
-    job.progress = progress
-    return job
 
 
 def _accepted(job_id: str, duplicate: bool) -> JobAccepted:
@@ -208,11 +198,11 @@ def _job_routes(app: FastAPI) -> None:
         """A job's status, attempts, timestamps, its result or error, and its last progress
         report (`progress`: done of total, when the task reports it)."""
         state = _state(request)
-        job = await _read_job(state.store, job_id)
+        job = await state.store.get(job_id, with_progress=True)
         deadline = time.monotonic() + min(wait, state.settings.max_wait_s)
         while not job.status.terminal and (left := deadline - time.monotonic()) > 0:
             await state.waiter.wait(job_id, min(left, 2.0))
-            job = await _read_job(state.store, job_id)
+            job = await state.store.get(job_id, with_progress=True)
         return job
 
     @app.get("/v1/jobs", tags=["jobs"])

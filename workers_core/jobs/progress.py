@@ -1,7 +1,8 @@
 """Job progress: long jobs (a 10,000-CUI lookup, a 500-page OCR) say how far they are.
 
 The consumer gives each job a ``ProgressRecorder`` (``ctx.report_progress``); the gateway
-reads the same hash with ``read_progress`` for ``GET /v1/jobs/{id}``.
+reads the same hash with ``JobStore.get(job_id, with_progress=True)`` for
+``GET /v1/jobs/{id}``, in the job's own round trip.
 """
 
 from __future__ import annotations
@@ -9,10 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from workers_core.errors import StoreUnavailable
 from workers_core.jobs.keys import RedisKeys
-from workers_core.jobs.models import JobProgress
-from workers_core.jobs.store import UNAVAILABLE
 
 
 class ProgressRecorder:
@@ -29,12 +27,3 @@ class ProgressRecorder:
         pipe.hset(self.key, mapping={"done": done, "total": total, "updated_at": time.time()})
         pipe.expire(self.key, self.ttl_s)
         await pipe.execute()
-
-
-async def read_progress(redis: Any, keys: RedisKeys, job_id: str) -> JobProgress | None:
-    """The job's last report (one ``HGETALL``), or None if it never reported."""
-    try:
-        fields = await redis.hgetall(keys.progress(job_id))
-    except UNAVAILABLE as exc:
-        raise StoreUnavailable(f"Redis is unreachable: {type(exc).__name__}") from exc
-    return JobProgress.from_hash(fields)

@@ -29,6 +29,7 @@ from workers_core.jobs.models import (
     Job,
     JobError,
     JobPage,
+    JobProgress,
     JobStatus,
     JobSubmission,
     QueueStats,
@@ -179,12 +180,23 @@ class JobStore:
 
     # -- reading --------------------------------------------------------------------------
 
-    async def get(self, job_id: str) -> Job:
+    async def get(self, job_id: str, *, with_progress: bool = False) -> Job:
+        """The job; ``with_progress`` also reads its last progress report, in the same
+        round trip (``GET /v1/jobs/{id}``)."""
         async with self._guard():
-            fields = await self.redis.hgetall(self.keys.job(job_id))
+            if with_progress:
+                pipe = self.redis.pipeline(transaction=False)
+                pipe.hgetall(self.keys.job(job_id))
+                pipe.hgetall(self.keys.progress(job_id))
+                fields, progress = await pipe.execute()
+            else:
+                fields, progress = await self.redis.hgetall(self.keys.job(job_id)), None
         if not fields:
             raise JobNotFound(f"no job {job_id!r} (unknown, or its result expired)")
-        return Job.from_hash(fields)
+        job = Job.from_hash(fields)
+        if progress is not None:
+            job.progress = JobProgress.from_hash(progress)
+        return job
 
     async def list_jobs(
         self,
