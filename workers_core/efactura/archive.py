@@ -102,7 +102,7 @@ def verify_detached(
             return data
         return parse_untrusted(data).getroot()
 
-    embedded = _embedded_certificate(signature_xml)
+    embedded = _embedded_certificate(tree.getroot())
     candidates = list(pinned) or ([embedded] if embedded is not None else [])
     if not candidates:
         raise SignatureInvalid("the signature carries no certificate and none is pinned")
@@ -152,9 +152,8 @@ def _read_zip(data: bytes) -> dict[str, bytes]:
     return files
 
 
-def _embedded_certificate(signature_xml: bytes) -> x509.Certificate | None:
-    root = parse_untrusted(signature_xml).getroot()
-    text = root.findtext(f".//{{{DSIG_NS}}}X509Certificate")
+def _embedded_certificate(signature: etree._Element) -> x509.Certificate | None:
+    text = signature.findtext(f".//{{{DSIG_NS}}}X509Certificate")
     if not text:
         return None
     pem = "-----BEGIN CERTIFICATE-----\n" + "".join(text.split()) + "\n-----END CERTIFICATE-----\n"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -153,7 +154,9 @@ class _EfacturaTask(SpvTaskBase[EfacturaClient]):
     def make_client(self, redis: Any) -> EfacturaClient:
         return EfacturaClient.from_settings(self.settings, redis)
 
-    def submitter(self, ctx: JobContext) -> InvoiceSubmitter:
+    @functools.cached_property
+    def submitter(self) -> InvoiceSubmitter:
+        """One per replica: the pinned certificates are read once, not per job."""
         s = self.settings
         return InvoiceSubmitter(
             self.client(),
@@ -201,7 +204,7 @@ class SubmitInvoice(_EfacturaTask, Task[SubmitPayload, SubmitResult]):
             xml, "application/xml", filename=f"{_safe(invoice.number)}.xml"
         )
         cif = cif_of(payload.cif) if payload.cif else invoice.seller_cif
-        submitter = self.submitter(ctx)
+        submitter = self.submitter
         options = UploadOptions(
             cif=cif,
             extern=payload.extern,
@@ -305,7 +308,7 @@ class DownloadMessage(_EfacturaTask, Task[DownloadPayload, DownloadResult]):
     retry = RetryPolicy(max_attempts=5, backoff_base_s=10, backoff_max_s=600)
 
     async def run(self, payload: DownloadPayload, ctx: JobContext) -> DownloadResult:
-        submitter = self.submitter(ctx)
+        submitter = self.submitter
         archive = await submitter.fetch(payload.download_id)
         zip_meta = await ctx.artifacts.put(
             archive.raw, "application/zip", filename=f"{payload.download_id}.zip"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -86,6 +87,7 @@ class _EtransportTask(SpvTaskBase[EtransportClient]):
     def make_client(self, redis: Any) -> EtransportClient:
         return EtransportClient.from_settings(self.settings, redis)
 
+    @functools.cached_property
     def submitter(self) -> DeclarationSubmitter:
         s = self.settings
         return DeclarationSubmitter(
@@ -124,7 +126,7 @@ class SubmitDeclaration(_EtransportTask, Task[SubmitPayload, SubmitResult]):
         shipment = identify(declaration, xml, payload.shipment_key)
         meta = await ctx.artifacts.put(xml, "application/xml", filename="etransport.xml")
         cif = cif_of(payload.cif or declaration.declarant_code)
-        submitter = self.submitter()
+        submitter = self.submitter
         upload = await submitter.upload_once(xml, shipment, cif, ctx.attempt)
         ctx.log.info(
             "etransport.uploaded", index=upload.index, uit=upload.uit, reused=upload.reused
