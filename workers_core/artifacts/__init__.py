@@ -6,6 +6,7 @@ interface.
 """
 
 from workers_core.artifacts.store import (
+    ArtifactId,
     ArtifactMeta,
     ArtifactNotFound,
     ArtifactStore,
@@ -16,6 +17,7 @@ from workers_core.artifacts.store import (
 )
 
 __all__ = [
+    "ArtifactId",
     "ArtifactMeta",
     "ArtifactNotFound",
     "ArtifactStore",

@@ -9,10 +9,10 @@ import secrets
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 import redis.asyncio as aioredis
-from pydantic import BaseModel
+from pydantic import BaseModel, StringConstraints
 
 from workers_core.config import Settings
 from workers_core.errors import JobNotFound, PayloadTooLarge, StoreUnavailable
@@ -62,6 +62,10 @@ def _new_meta(data: bytes, content_type: str, filename: str | None,
         created_at=datetime.fromtimestamp(now, UTC),
         expires_at=datetime.fromtimestamp(now + ttl_s, UTC) if ttl_s else None,
     )
+
+
+# How payloads name an artifact: checked at the door (422), the same rule as ``_check_id``.
+ArtifactId = Annotated[str, StringConstraints(pattern=r"^art_[0-9A-Za-z]{1,60}$")]
 
 
 def _check_id(artifact_id: str) -> str:

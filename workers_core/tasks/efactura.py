@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from workers_core.artifacts import ArtifactId
 from workers_core.efactura.archive import AnafError, SignatureCheck, load_certificates
 from workers_core.efactura.model import Invoice
 from workers_core.efactura.schemas import schemas_root
@@ -42,7 +43,6 @@ from workers_core.tasks.anaf_spv import UPLOAD_RECORD_TTL_S, SpvTaskBase, cif_of
 from workers_core.tasks.base import JobContext, Resources, Task
 
 QUEUE = "anaf.efactura"
-ArtifactId = Annotated[str, StringConstraints(pattern=r"^art_[0-9A-Za-z]{1,60}$")]
 
 
 class InvoiceInput(BaseModel):

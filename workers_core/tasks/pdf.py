@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from workers_core.artifacts import ArtifactId
 from workers_core.errors import NonRetryable, Retry, WorkersError
 from workers_core.integrations.chromium import (
     INSTALL_HINT,
@@ -39,7 +40,6 @@ MAX_BLOCKED_REPORTED = 50
 PaperFormat = Literal["Letter", "Legal", "Tabloid", "Ledger", "A0", "A1", "A2", "A3", "A4", "A5",
                       "A6"]
 Length = Annotated[str, StringConstraints(pattern=r"^\d{1,4}(\.\d{1,4})?(px|in|cm|mm)$")]
-ArtifactId = Annotated[str, StringConstraints(pattern=r"^art_[0-9A-Za-z]{1,60}$")]
 PAGE_RANGES = r"^\s*\d+(\s*-\s*\d+)?(\s*,\s*\d+(\s*-\s*\d+)?)*\s*$"  # "1-3, 5, 8-9"
 
 

@@ -13,10 +13,10 @@ import asyncio
 import tempfile
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
+from workers_core.artifacts import ArtifactId
 from workers_core.efactura.schemas import schemas_root
 from workers_core.errors import NonRetryable
 from workers_core.jobs.retry import RetryPolicy
@@ -29,7 +29,6 @@ from workers_core.saft.writer import generate
 from workers_core.tasks.base import JobContext, Resources, Task
 
 QUEUE = "anaf.saft"
-ArtifactId = Annotated[str, StringConstraints(pattern=r"^art_[0-9A-Za-z]{1,60}$")]
 SHOWN_VIOLATIONS = 50  # in a job result; the full report is an artifact
 
 
