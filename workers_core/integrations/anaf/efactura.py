@@ -39,7 +39,12 @@ from workers_core.integrations.anaf.http import (
     seconds_to_romanian_midnight,
 )
 from workers_core.integrations.anaf.oauth import AnafOAuth
-from workers_core.integrations.anaf.spv import SpvClient, api_host, oauth_if_configured
+from workers_core.integrations.anaf.spv import (
+    DailyQuota,
+    SpvClient,
+    api_host,
+    oauth_if_configured,
+)
 
 MAX_LIST_DAYS = 60
 _INDEX_IN_DETAILS = {
@@ -113,42 +118,6 @@ class SpvMessage(BaseModel):
             issuer_cif=found["issuer"],
             buyer_cif=found["buyer"],
         )
-
-
-class DailyQuota:
-    """A per-message daily budget (stareMesaj, descarcare) shared through Redis.
-
-    ANAF counts per Romanian calendar day; so does the key.
-    """
-
-    def __init__(self, redis: aioredis.Redis, prefix: str, what: str, budget: int) -> None:
-        self.redis: Any = redis
-        self.prefix = prefix
-        self.what = what
-        self.budget = budget
-
-    def _key(self, message_id: int) -> str:
-        day = dt.datetime.now(ROMANIA).strftime("%Y%m%d")
-        return f"{self.prefix}:anaf:quota:{self.what}:{day}:{message_id}"
-
-    async def take(self, message_id: int) -> int:
-        """Spend one call on ``message_id``; raises AnafRateLimited past the budget."""
-        key = self._key(message_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, 2 * 24 * 3600)
-            used, _ = await pipe.execute()
-        if int(used) > self.budget:
-            await self.redis.decr(key)
-            raise AnafRateLimited(
-                f"{self.what} budget of {self.budget} calls for message {message_id} is spent "
-                "for today (ANAF's daily limit); waiting for midnight in Romania",
-                after_s=seconds_to_romanian_midnight(),
-            )
-        return int(used)
-
-    async def used(self, message_id: int) -> int:
-        return int(await self.redis.get(self._key(message_id)) or 0)
 
 
 class EfacturaClient(SpvClient):

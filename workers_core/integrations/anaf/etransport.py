@@ -18,14 +18,13 @@ import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
 
 from workers_core.config import Settings
-from workers_core.integrations.anaf.efactura import DailyQuota
 from workers_core.integrations.anaf.errors import (
     AnafRateLimited,
     AnafRejected,
 )
 from workers_core.integrations.anaf.http import ROMANIA, AnafHttp, seconds_to_romanian_midnight
 from workers_core.integrations.anaf.oauth import AnafOAuth
-from workers_core.integrations.anaf.spv import SpvClient, api_host, oauth_if_configured
+from workers_core.integrations.anaf.spv import DailyQuota, SpvClient, api_host, oauth_if_configured
 
 VERSION = 2  # the XSD v2 data schema (path segment ``versiune``)
 MAX_LIST_DAYS = 60

@@ -5,6 +5,7 @@ polling ``stareMesaj`` to a final state."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -14,8 +15,12 @@ import redis.asyncio as aioredis
 
 from workers_core.config import Settings
 from workers_core.errors import Retry
-from workers_core.integrations.anaf.errors import AnafNotAuthorised, AnafUnauthorized
-from workers_core.integrations.anaf.http import AnafHttp
+from workers_core.integrations.anaf.errors import (
+    AnafNotAuthorised,
+    AnafRateLimited,
+    AnafUnauthorized,
+)
+from workers_core.integrations.anaf.http import ROMANIA, AnafHttp, seconds_to_romanian_midnight
 from workers_core.integrations.anaf.oauth import AnafOAuth
 from workers_core.ratelimit import Rate, RedisRateLimiter
 
@@ -31,6 +36,42 @@ def api_host(settings: Settings, redis: aioredis.Redis) -> AnafHttp:
 def oauth_if_configured(settings: Settings, redis: aioredis.Redis) -> AnafOAuth | None:
     """None without a client id: public calls still work, the others say what to set."""
     return AnafOAuth.from_settings(settings, redis) if settings.anaf_client_id else None
+
+
+class DailyQuota:
+    """A per-message daily budget (stareMesaj, descarcare) shared through Redis.
+
+    ANAF counts per Romanian calendar day; so does the key.
+    """
+
+    def __init__(self, redis: aioredis.Redis, prefix: str, what: str, budget: int) -> None:
+        self.redis: Any = redis
+        self.prefix = prefix
+        self.what = what
+        self.budget = budget
+
+    def _key(self, message_id: int) -> str:
+        day = dt.datetime.now(ROMANIA).strftime("%Y%m%d")
+        return f"{self.prefix}:anaf:quota:{self.what}:{day}:{message_id}"
+
+    async def take(self, message_id: int) -> int:
+        """Spend one call on ``message_id``; raises AnafRateLimited past the budget."""
+        key = self._key(message_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, 2 * 24 * 3600)
+            used, _ = await pipe.execute()
+        if int(used) > self.budget:
+            await self.redis.decr(key)
+            raise AnafRateLimited(
+                f"{self.what} budget of {self.budget} calls for message {message_id} is spent "
+                "for today (ANAF's daily limit); waiting for midnight in Romania",
+                after_s=seconds_to_romanian_midnight(),
+            )
+        return int(used)
+
+    async def used(self, message_id: int) -> int:
+        return int(await self.redis.get(self._key(message_id)) or 0)
 
 
 class SpvClient:
