@@ -4,13 +4,14 @@ fail saying why."""
 
 from __future__ import annotations
 
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import redis.asyncio as aioredis
 
 from workers_core.errors import NonRetryable
 from workers_core.integrations.anaf.cui import InvalidCui, normalise_cui
-from workers_core.tasks.base import Health
+from workers_core.jobs.retry import RetryPolicy
+from workers_core.tasks.base import Health, Resources
 
 # An uploaded document stays uploaded: the record outlives ANAF's 60-day message window and
 # a fiscal year, so a late replay of the same invoice or shipment is still recognised.
@@ -25,10 +26,15 @@ ClientT = TypeVar("ClientT", bound=_Closable)
 
 
 class SpvTaskBase(Generic[ClientT]):
-    """Mixed in before ``Task``; subclasses say how to make their client."""
+    """Mixed in before ``Task``; subclasses say how to make their client. The defaults fit
+    one SPV call (status, download, list): waiting on ANAF, little CPU."""
 
     settings: Any
     _client: ClientT | None = None
+    resources: ClassVar[Resources] = Resources(num_cpus=0.1)
+    concurrency: ClassVar[int] = 4
+    time_limit_s: ClassVar[float] = 300.0
+    retry: ClassVar[RetryPolicy] = RetryPolicy(max_attempts=5, backoff_base_s=10, backoff_max_s=600)
 
     def make_client(self, redis: Any) -> ClientT:
         raise NotImplementedError

@@ -283,10 +283,6 @@ class InvoiceStatus(_EfacturaTask, Task[StatusPayload, StatusResult]):
     queue = QUEUE
     Payload = StatusPayload
     Result = StatusResult
-    resources = Resources(num_cpus=0.1)
-    concurrency = 4
-    time_limit_s = 300.0
-    retry = RetryPolicy(max_attempts=5, backoff_base_s=10, backoff_max_s=600)
 
     async def run(self, payload: StatusPayload, ctx: JobContext) -> StatusResult:
         status = await self.client().status(payload.upload_index)
@@ -302,10 +298,6 @@ class DownloadMessage(_EfacturaTask, Task[DownloadPayload, DownloadResult]):
     queue = QUEUE
     Payload = DownloadPayload
     Result = DownloadResult
-    resources = Resources(num_cpus=0.1)
-    concurrency = 4
-    time_limit_s = 300.0
-    retry = RetryPolicy(max_attempts=5, backoff_base_s=10, backoff_max_s=600)
 
     async def run(self, payload: DownloadPayload, ctx: JobContext) -> DownloadResult:
         submitter = self.submitter
@@ -334,10 +326,7 @@ class ListMessages(_EfacturaTask, Task[InboxPayload, InboxResult]):
     queue = QUEUE
     Payload = InboxPayload
     Result = InboxResult
-    resources = Resources(num_cpus=0.1)
-    concurrency = 4
     time_limit_s = 600.0
-    retry = RetryPolicy(max_attempts=5, backoff_base_s=10, backoff_max_s=600)
 
     async def run(self, payload: InboxPayload, ctx: JobContext) -> InboxResult:
         cif = cif_of(payload.cif)
@@ -355,10 +344,6 @@ class InvoicePdf(_EfacturaTask, Task[PdfPayload, PdfResult]):
     queue = QUEUE
     Payload = PdfPayload
     Result = PdfResult
-    resources = Resources(num_cpus=0.1)
-    concurrency = 4
-    time_limit_s = 300.0
-    retry = RetryPolicy(max_attempts=5, backoff_base_s=10, backoff_max_s=600)
 
     async def run(self, payload: PdfPayload, ctx: JobContext) -> PdfResult:
         xml = await self.invoice_xml(payload, ctx)

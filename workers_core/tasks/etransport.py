@@ -174,10 +174,6 @@ class DeclarationState(_EtransportTask, Task[StatusPayload, StatusResult]):
     queue = QUEUE
     Payload = StatusPayload
     Result = StatusResult
-    resources = Resources(num_cpus=0.1)
-    concurrency = 4
-    time_limit_s = 300.0
-    retry = RetryPolicy(max_attempts=5, backoff_base_s=10, backoff_max_s=600)
 
     async def run(self, payload: StatusPayload, ctx: JobContext) -> StatusResult:
         status = await self.client().status(payload.upload_index)
