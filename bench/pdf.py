@@ -17,6 +17,10 @@ in alternating blocks so that load from other processes hits both sides alike:
                             per job, guarded routing, the PDF stored in Redis, pages counted.
 - ``task, N in flight``     the same with the task's concurrency (N jobs at once), as a
                             replica runs them.
+- ``task, reused contexts`` ``RenderPdf.run`` one job at a time with
+                            ``WORKERS_PDF_REUSE_CONTEXT_JOBS=--reuse`` (default 20): a
+                            script-free job's context is wiped and serves the next one
+                            instead of a fresh context (and renderer process) per job.
 
 Target: the task renders ≥ 5x as many PDFs per second as the naive way. Wall-clock rates
 swing with whatever else the machine runs, so the CPU seconds each render costs (this
@@ -68,6 +72,7 @@ from workers_core.tasks.pdf import DOCUMENT_URL, PdfPayload, RenderPdf  # noqa: 
 
 NAIVE, NAIVE_DRIVER = "naive, launch/render", "naive, +driver/render"
 SEQUENTIAL = "task, sequential"
+REUSED = "task, reused contexts"
 WARM, WARM_PLAYWRIGHT = "warm, fresh context", "same, Playwright's features only"
 SETTLE_S = 0.05  # after each step, so that what it set off (a renderer exiting) is its own
 T = TypeVar("T")
@@ -151,9 +156,13 @@ async def task_block(meter: CpuMeter, task: RenderPdf, renders: int, in_flight: 
 
 async def bench(settings: Settings, args: argparse.Namespace) -> dict[str, Tally]:
     concurrent = f"task, {args.concurrency} in flight"
-    paths = {NAIVE: Tally(), NAIVE_DRIVER: Tally(), SEQUENTIAL: Tally(), concurrent: Tally()}
+    paths = {NAIVE: Tally(), NAIVE_DRIVER: Tally(), SEQUENTIAL: Tally(), concurrent: Tally(),
+             REUSED: Tally()}
     task = RenderPdf(settings)
     await task.setup()
+    reusing = RenderPdf(settings.model_copy(update={"pdf_reuse_context_jobs": args.reuse}))
+    await reusing.setup()
+    await task_block(CpuMeter(), reusing, 2, 1, Tally())
     executable = find_chromium(settings.pdf_chromium_path)
     meter = CpuMeter()
     await task_block(meter, task, 2, 1, Tally())  # warm-up: first context, first spare
@@ -164,10 +173,12 @@ async def bench(settings: Settings, args: argparse.Namespace) -> dict[str, Tally
         await naive_block(meter, executable, args.naive // 2 or 1, paths[NAIVE_DRIVER],
                           driver_per_render=True)
         await task_block(meter, task, args.warm, args.concurrency, paths[concurrent])
+        await task_block(meter, reusing, args.warm, 1, paths[REUSED])
         if time.perf_counter() - started > args.budget_s:
             break
     meter.close()
     await task.close()
+    await reusing.close()
     return paths
 
 
@@ -331,6 +342,12 @@ def report(paths: dict[str, Tally], chromium: str, load_before: float) -> str:
     by_cpu = naive_cpu / (sequential.cpu_s / sequential.renders)
     lines += ["", f"warm task vs naive (launch/render), one at a time: {by_wall:.1f}x renders/s, "
                   f"{by_cpu:.1f}x less CPU per render (target >= 5x)"]
+    reused = paths[REUSED]
+    if reused.renders:
+        lines.append(
+            f"reused contexts vs naive, one at a time: "
+            f"{reused.renders / reused.seconds / naive_rate:.1f}x renders/s, "
+            f"{naive_cpu / (reused.cpu_s / reused.renders):.1f}x less CPU per render")
     return "\n".join(lines)
 
 
@@ -341,6 +358,8 @@ def main() -> None:
     parser.add_argument("--naive", type=int, default=4, help="naive renders per block")
     parser.add_argument("--concurrency", type=int, default=RenderPdf.concurrency)
     parser.add_argument("--budget-s", type=float, default=90, help="no new round after this")
+    parser.add_argument("--reuse", type=int, default=20,
+                        help="WORKERS_PDF_REUSE_CONTEXT_JOBS of the reused-contexts path")
     parser.add_argument("--stages", action="store_true",
                         help="time each step of one render instead (rounds x warm renders)")
     args = parser.parse_args()

@@ -130,6 +130,10 @@ class Settings(BaseSettings):
     anaf_callback_cert_file: Path | None = Field(
         default=None, description="PEM certificate (chain) served by `anaf login`'s callback; "
         "unset: a throwaway self-signed one (the browser warns once).")
+    pdf_reuse_context_jobs: int = Field(
+        default=1, ge=1, le=1000,
+        description="Script-free jobs one browser context serves, wiped in between (1: a "
+                    "fresh context per job). Above 1 skips a renderer start per job.")
     anaf_callback_key_file: Path | None = Field(
         default=None, description="Its private key (unset: read from the certificate file).")
     anaf_timeout_s: float = Field(default=60.0, gt=0)

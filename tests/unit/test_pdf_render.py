@@ -383,6 +383,36 @@ async def test_a_finished_jobs_context_is_closed(renderer: RenderPdf) -> None:
             await asyncio.sleep(0.05)
 
 
+async def test_reused_contexts_serve_script_free_jobs_wiped_and_never_script_jobs(
+        redis_server: RedisServer) -> None:
+    task = RenderPdf(pdf_settings(redis_server, pdf_reuse_context_jobs=4))
+    await task.setup()
+    try:
+        warm = task.browser
+        browser = warm.browser
+        assert browser is not None
+        for context_ in browser.contexts:  # as if an allowed host had set one
+            await context_.add_cookies([{"name": "secret", "value": "job",
+                                         "url": "https://cdn.firma.ro/"}])
+        texts = [text_of((await render(task, html=f"<p>factura {n}</p>"))[1])
+                 for n in range(6)]
+        assert [f"factura {n}" in t for n, t in enumerate(texts)] == [True] * 6
+        assert all(f"factura {n - 1}" not in t for n, t in enumerate(texts) if n)
+        assert warm.reused >= 3  # else the jobs had fresh contexts and this proves nothing
+        async with asyncio.timeout(10):  # the last job's context is wiped in the background
+            while any([await c.cookies() for c in browser.contexts]):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        reused = warm.reused
+        wait = {"javascript": True, "wait_for_expression": "window.done === true"}
+        writes = "document.cookie = 'secret=job; path=/'; localStorage.setItem('secret', 'job');"
+        for _ in range(2):  # scripts run in fresh contexts only, closed after their job
+            _, after = await render(task, html=STORAGE.format(write=writes), **wait)
+            assert "cookie=[secret=job] storage=[job]" in text_of(after)
+        assert warm.reused == reused
+    finally:
+        await task.close()
+
+
 # -- the browser's lifecycle ---------------------------------------------------------------
 
 
