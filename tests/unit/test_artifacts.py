@@ -65,3 +65,52 @@ async def test_expired_is_gone(artifacts: ArtifactStore) -> None:
     await asyncio.sleep(1.2)
     with pytest.raises(ArtifactNotFound):
         await artifacts.get(meta.id)
+
+
+@pytest.fixture(params=["redis", "filesystem"])
+async def roomy(request: pytest.FixtureRequest, settings: Settings,
+                tmp_path: Path) -> AsyncIterator[ArtifactStore]:
+    """Stores that take 50 MB artifacts."""
+    if request.param == "filesystem":
+        yield FilesystemArtifactStore(tmp_path / "roomy", max_bytes=50_000_000, default_ttl_s=60)
+        return
+    store = artifact_store_from_settings(
+        settings.model_copy(update={"artifact_max_bytes": 50_000_000}))
+    yield store
+    await store.redis.aclose()  # type: ignore[attr-defined]
+
+
+async def test_files_go_in_and_out_in_chunks_with_their_checksum(
+        roomy: ArtifactStore, tmp_path: Path) -> None:
+    from workers_core.artifacts.store import CHUNK_BYTES
+
+    artifacts = roomy
+
+    source = tmp_path / "d406.xml"
+    block = bytes(range(256)) * 4096  # 1 MiB, not a repeat of the chunk size
+    with source.open("wb") as handle:
+        for n in range(CHUNK_BYTES * 2 // len(block) + 1):  # > 2 chunks
+            handle.write(block[n:] + block[:n])
+    meta = await artifacts.put_file(source, "application/xml", filename="d406.xml")
+    assert meta.size == source.stat().st_size > 2 * CHUNK_BYTES
+    assert meta.sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
+    back = tmp_path / "back.xml"
+    assert (await artifacts.get_to_file(meta.id, back)).sha256 == meta.sha256
+    assert back.read_bytes() == source.read_bytes()
+    assert (await artifacts.get(meta.id))[1] == source.read_bytes()  # the same artifact
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    meta = await artifacts.put_file(empty, "text/plain")
+    assert (await artifacts.get_to_file(meta.id, tmp_path / "e")).size == 0
+    assert (tmp_path / "e").read_bytes() == b""
+    with pytest.raises(ArtifactNotFound):
+        await artifacts.get_to_file("art_missing", tmp_path / "m")
+
+
+async def test_a_file_over_the_limit_is_refused_before_any_upload(
+        settings: Settings, tmp_path: Path) -> None:
+    store = artifact_store_from_settings(settings.model_copy(update={"artifact_max_bytes": 10}))
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * 11)
+    with pytest.raises(ArtifactTooLarge):
+        await store.put_file(big, "application/octet-stream")

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import os
 import secrets
+import shutil
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,6 +49,36 @@ class ArtifactStore(Protocol):
     async def meta(self, artifact_id: str) -> ArtifactMeta: ...
 
     async def delete(self, artifact_id: str) -> None: ...
+
+    async def put_file(self, path: Path, content_type: str, filename: str | None = None,
+                       ttl_s: int | None = None) -> ArtifactMeta:
+        """Store a file in chunks: a 600 MB D406 is never one ``bytes`` in the worker."""
+        ...
+
+    async def get_to_file(self, artifact_id: str, path: Path) -> ArtifactMeta:
+        """Write an artifact to ``path`` in chunks, checking its size and sha256."""
+        ...
+
+
+CHUNK_BYTES = 4 * 1024 * 1024
+
+
+def _file_digest(path: Path) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK_BYTES):
+            digest.update(chunk)
+    return path.stat().st_size, digest.hexdigest()
+
+
+def _file_meta(path: Path, max_bytes: int, content_type: str, filename: str | None,
+               ttl_s: int | None) -> ArtifactMeta:
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise ArtifactTooLarge(f"artifact is over {max_bytes} bytes", max_bytes=max_bytes)
+    size, sha256 = _file_digest(path)
+    meta = _new_meta(b"", content_type, filename, ttl_s)
+    return meta.model_copy(update={"size": size, "sha256": sha256})
 
 
 def _new_meta(data: bytes, content_type: str, filename: str | None,
@@ -130,6 +161,55 @@ class RedisArtifactStore:
     async def delete(self, artifact_id: str) -> None:
         await self.redis.delete(*self._keys(artifact_id))
 
+    async def put_file(self, path: Path, content_type: str, filename: str | None = None,
+                       ttl_s: int | None = None) -> ArtifactMeta:
+        """APPEND chunks to a partial key, then RENAME it and write the meta in one step, so
+        readers never see a partial artifact; a failed upload's partial key expires."""
+        ttl = ttl_s or self.default_ttl_s
+        meta = await asyncio.to_thread(_file_meta, path, self.max_bytes, content_type,
+                                       filename, ttl)
+        data_key, meta_key = self._keys(meta.id)
+        partial = f"{data_key}:partial"
+        try:
+            with path.open("rb") as handle:
+                while chunk := await asyncio.to_thread(handle.read, CHUNK_BYTES):
+                    async with self.redis.pipeline(transaction=False) as pipe:
+                        pipe.append(partial, chunk)
+                        pipe.expire(partial, 3600)
+                        await pipe.execute()
+            async with self.redis.pipeline(transaction=True) as pipe:
+                if meta.size:
+                    pipe.rename(partial, data_key)
+                else:
+                    pipe.set(data_key, b"")
+                pipe.expire(data_key, ttl)
+                pipe.set(meta_key, meta.model_dump_json(), ex=ttl)
+                await pipe.execute()
+        except UNAVAILABLE as exc:
+            raise StoreUnavailable("Redis is unreachable") from exc
+        return meta
+
+    async def get_to_file(self, artifact_id: str, path: Path) -> ArtifactMeta:
+        """GETRANGE a chunk at a time; an artifact that expires half-way is not found."""
+        meta = await self.meta(artifact_id)
+        data_key, _ = self._keys(artifact_id)
+        digest, written = hashlib.sha256(), 0
+        try:
+            with path.open("wb") as handle:
+                while written < meta.size:
+                    chunk = bytes(await self.redis.getrange(
+                        data_key, written, min(written + CHUNK_BYTES, meta.size) - 1))
+                    if not chunk:
+                        raise ArtifactNotFound(f"artifact {artifact_id!r} expired while read")
+                    digest.update(chunk)
+                    await asyncio.to_thread(handle.write, chunk)
+                    written += len(chunk)
+        except UNAVAILABLE as exc:
+            raise StoreUnavailable("Redis is unreachable") from exc
+        if digest.hexdigest() != meta.sha256:
+            raise ArtifactNotFound(f"artifact {artifact_id!r} changed while read")
+        return meta
+
 
 class FilesystemArtifactStore:
     """A directory shared by every node (NFS, a mounted volume): ``<id>`` + ``<id>.json``."""
@@ -182,6 +262,32 @@ class FilesystemArtifactStore:
     async def delete(self, artifact_id: str) -> None:
         for path in self._paths(artifact_id):
             path.unlink(missing_ok=True)
+
+    async def put_file(self, path: Path, content_type: str, filename: str | None = None,
+                       ttl_s: int | None = None) -> ArtifactMeta:
+        meta = await asyncio.to_thread(_file_meta, path, self.max_bytes, content_type,
+                                       filename, ttl_s or self.default_ttl_s)
+        await asyncio.to_thread(self._copy_in, meta, path)
+        return meta
+
+    def _copy_in(self, meta: ArtifactMeta, source: Path) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        data_path, meta_path = self._paths(meta.id)
+        tmp = data_path.with_name(data_path.name + ".tmp")
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, data_path)  # readers never see half a file
+        tmp = meta_path.with_name(meta_path.name + ".tmp")
+        tmp.write_bytes(meta.model_dump_json().encode())
+        os.replace(tmp, meta_path)
+
+    async def get_to_file(self, artifact_id: str, path: Path) -> ArtifactMeta:
+        meta = await self.meta(artifact_id)
+        data_path, _ = self._paths(artifact_id)
+        try:
+            await asyncio.to_thread(shutil.copyfile, data_path, path)
+        except FileNotFoundError:
+            raise ArtifactNotFound(f"no artifact {artifact_id!r}") from None
+        return meta
 
 
 def artifact_store_from_settings(settings: Settings) -> ArtifactStore:

@@ -15,8 +15,10 @@ from typing import Any
 import click
 
 from workers_core.saft.errors import MalformedXml, SaftInputError, SchemasUnavailable, UnsafeXml
-from workers_core.saft.model import DeclarationKind
+from workers_core.saft.inputs import input_path
+from workers_core.saft.model import INPUT_FILES, DeclarationKind
 from workers_core.saft.sample import write_sample
+from workers_core.saft.tabular import convert_jsonl
 from workers_core.saft.validate import SaftReport, validate_file
 from workers_core.saft.writer import generate
 from workers_core.schemas_cli import (
@@ -132,14 +134,26 @@ def generate_cmd(data_dir: str, output: str, no_validate: bool) -> None:
 @click.option(
     "--kind", type=click.Choice([k.value for k in DeclarationKind]), default="L", show_default=True
 )
-def sample_cmd(data_dir: str, lines: int, seed: int, kind: str) -> None:
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "parquet"]),
+              default="jsonl", show_default=True,
+              help="csv/parquet: a row per GL/invoice/payment line, dotted column names.")
+def sample_cmd(data_dir: str, lines: int, seed: int, kind: str, fmt: str) -> None:
     """Write deterministic fake data for one company (balanced) into DATA_DIR.
 
     \b
     Example:
       workers-core saft sample /tmp/d406 --lines 200000
+      workers-core saft sample /tmp/d406csv --lines 1000 --format csv
     """
     if lines < 6:
         fail(EXIT_USAGE, "--lines must be at least 6")
-    write_sample(Path(data_dir), lines, seed=seed, kind=DeclarationKind(kind))
+    target = Path(data_dir)
+    write_sample(target, lines, seed=seed, kind=DeclarationKind(kind))
+    if fmt != "jsonl":
+        for kind_name in INPUT_FILES:
+            source = input_path(target, kind_name, "jsonl")
+            if source.is_file():
+                convert_jsonl(source, input_path(target, kind_name, fmt),  # type: ignore[arg-type]
+                              fmt, kind_name)  # type: ignore[arg-type]
+                source.unlink()
     click.echo(f"wrote {data_dir}")

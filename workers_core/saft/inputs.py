@@ -1,23 +1,39 @@
-"""Read a data directory's JSON Lines one record at a time (never a whole file)."""
+"""Read a data directory's inputs one record at a time (never a whole file).
+
+Each kind is one file: ``<kind>.jsonl`` (a record per line), ``<kind>.csv`` or
+``<kind>.parquet`` (a row per line of a record, see :mod:`workers_core.saft.tabular`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from workers_core.saft.errors import SaftInputError
 from workers_core.saft.model import INPUT_FILES, FileHeader, InputKind
+from workers_core.saft.tabular import TableFormat, table_records
 
 RecordT = TypeVar("RecordT", bound=BaseModel)
 
 HEADER_FILE = "header.json"
 
 
-def input_path(data_dir: Path, kind: InputKind) -> Path:
-    return data_dir / f"{kind}.jsonl"
+InputFormat = Literal["jsonl", "csv", "parquet"]
+FORMATS: tuple[InputFormat, ...] = ("jsonl", "csv", "parquet")
+
+
+def input_path(data_dir: Path, kind: InputKind, fmt: InputFormat | None = None) -> Path:
+    """The file of ``kind`` in ``fmt``; without ``fmt``, the one present (JSON Lines when
+    none is). Two formats of one kind are refused: which one is meant is not guessed."""
+    if fmt is not None:
+        return data_dir / f"{kind}.{fmt}"
+    present = [data_dir / f"{kind}.{f}" for f in FORMATS if (data_dir / f"{kind}.{f}").is_file()]
+    if len(present) > 1:
+        raise SaftInputError(f"{data_dir}: {' and '.join(p.name for p in present)} both hold "
+                             f"{kind}: keep one", file=str(present[0]))
+    return present[0] if present else data_dir / f"{kind}.jsonl"
 
 
 def read_header(data_dir: Path) -> FileHeader:
@@ -36,6 +52,16 @@ def read_records(data_dir: Path, kind: InputKind) -> Iterator[tuple[int, BaseMod
     if not path.is_file():
         return
     model = INPUT_FILES[kind]
+    if path.suffix != ".jsonl":
+        fmt: TableFormat = "csv" if path.suffix == ".csv" else "parquet"
+        for number, fields in table_records(path, fmt, kind):
+            try:
+                yield number, model.model_validate(fields)
+            except ValidationError as exc:
+                raise SaftInputError(
+                    f"{path.name}:{number}: {_first_error(exc)}", file=str(path), line=number
+                ) from exc
+        return
     with path.open("rb") as lines:
         for number, raw in enumerate(lines, start=1):
             if not raw.strip():

@@ -1,10 +1,10 @@
-"""SAF-T D406 jobs (queue ``anaf.saft``): generate a D406 XML from JSON Lines artifacts, and
-validate a D406 XML artifact.
+"""SAF-T D406 jobs (queue ``anaf.saft``): generate a D406 XML from JSON Lines, CSV or Parquet
+artifacts, and validate a D406 XML artifact.
 
-Both write to a temp directory and stream from there (``workers_core.saft``); what is held
-whole is each artifact's bytes, because the artifact store's API takes and returns bytes
-(``WORKERS_ARTIFACT_MAX_BYTES`` caps them). Filing is not done here: a D406 is filed as a
-signed PDF with the XML attached, through ANAF's portal (see README, "saft").
+Artifacts are copied to a temp directory and back in chunks (``get_to_file``/``put_file``),
+and generation and validation stream from there (``workers_core.saft``): no input or output
+is ever whole in memory. Filing is not done here: a D406 is filed as a signed PDF with the
+XML attached, through ANAF's portal (see README, "saft").
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ from workers_core.efactura.schemas import schemas_root
 from workers_core.errors import NonRetryable
 from workers_core.jobs.retry import RetryPolicy
 from workers_core.saft.errors import MalformedXml, SaftInputError, UnsafeXml
-from workers_core.saft.inputs import input_path
+from workers_core.saft.inputs import InputFormat, input_path
 from workers_core.saft.model import FileHeader, InputKind
 from workers_core.saft.rules import Violation
+from workers_core.saft.tabular import PARQUET_MAGIC
 from workers_core.saft.validate import SaftReport, validate_file
 from workers_core.saft.writer import generate
 from workers_core.tasks.base import JobContext, Resources, Task
@@ -37,8 +38,9 @@ class GeneratePayload(BaseModel):
 
     header: FileHeader = Field(description="Company, period, declaration type (L/T/A/C/NL/NT).")
     inputs: dict[InputKind, ArtifactId] = Field(
-        description="JSON Lines artifact per input kind (accounts, transactions, ...); "
-        "a kind left out is empty."
+        description="An artifact per input kind (accounts, transactions, ...): JSON Lines, "
+        "CSV (content type text/csv) or Parquet (by its magic bytes); a kind left out is "
+        "empty."
     )
     fail_on_violations: bool = Field(
         default=False, description="Fail the job when the generated file breaks a rule."
@@ -91,6 +93,15 @@ async def _summary(report: SaftReport, ctx: JobContext) -> ReportSummary:
     )
 
 
+def input_format(content_type: str, path: Path) -> InputFormat:
+    """Parquet by its magic bytes, CSV by its content type, JSON Lines otherwise."""
+    with path.open("rb") as handle:
+        if handle.read(4) == PARQUET_MAGIC:
+            return "parquet"
+    media = content_type.split(";")[0].strip().lower()
+    return "csv" if media in ("text/csv", "application/csv") else "jsonl"
+
+
 def _checked(path: Path, root: Path) -> SaftReport:
     try:
         return validate_file(path, root)
@@ -117,19 +128,20 @@ class GenerateD406(Task[GeneratePayload, GenerateResult]):
             data_dir = Path(tmp, "data")
             await asyncio.to_thread(data_dir.mkdir)
             for kind, artifact_id in payload.inputs.items():
-                _, data = await ctx.artifacts.get(artifact_id)
-                await asyncio.to_thread(input_path(data_dir, kind).write_bytes, data)
-                del data
+                download = Path(tmp, f"{kind}.download")
+                meta = await ctx.artifacts.get_to_file(artifact_id, download)
+                fmt = await asyncio.to_thread(input_format, meta.content_type, download)
+                await asyncio.to_thread(download.rename, input_path(data_dir, kind, fmt))
             target = Path(tmp, "d406.xml")
             summary = await asyncio.to_thread(generate, data_dir, target, payload.header)
             report = await asyncio.to_thread(_checked, target, root)
             if payload.fail_on_violations and not report.ok:
                 shown = "; ".join(f"{v.rule} at {v.location}" for v in report.violations[:10])
                 raise NonRetryable(f"the D406 breaks {', '.join(report.rules())}: {shown}")
-            xml = await asyncio.to_thread(target.read_bytes)
-        h = payload.header
-        filename = f"D406{h.kind.value}_{h.company.registration_number}_{h.period.start:%Y%m}.xml"
-        meta = await ctx.artifacts.put(xml, "application/xml", filename=filename)
+            h = payload.header
+            filename = (f"D406{h.kind.value}_{h.company.registration_number}_"
+                        f"{h.period.start:%Y%m}.xml")
+            meta = await ctx.artifacts.put_file(target, "application/xml", filename=filename)
         return GenerateResult(
             xml_artifact_id=meta.id,
             size=meta.size,
@@ -157,9 +169,7 @@ class ValidateD406(Task[ValidatePayload, ValidateResult]):
         root = schemas_root(self.settings)
         with tempfile.TemporaryDirectory(prefix="saft-") as tmp:
             target = Path(tmp, "d406.xml")
-            _, data = await ctx.artifacts.get(payload.xml_artifact_id)
-            await asyncio.to_thread(target.write_bytes, data)
-            del data
+            await ctx.artifacts.get_to_file(payload.xml_artifact_id, target)
             report = await asyncio.to_thread(_checked, target, root)
         return ValidateResult(
             declaration_kind=report.declaration_kind,
