@@ -289,3 +289,44 @@ async def test_generate_task_stores_the_xml_and_a_clean_report(
         ValidatePayload(xml_artifact_id=result.xml_artifact_id), ctx
     )
     assert checked.report.ok and checked.gl_lines == 300 and checked.declaration_kind == "L"
+
+
+def _nomenclature(directory: Path, tax_codes: list[str], accounts: list[str]) -> Path:
+    directory.mkdir()
+    (directory / "tax_codes.csv").write_text("tax_type,tax_code,description\n"
+                                             + "".join(f"{c},x\n" for c in tax_codes))
+    (directory / "accounts.csv").write_text("account_id\n" + "".join(f"{a}\n" for a in accounts))
+    return directory
+
+
+CHART = ["1012", "371", "401", "411", "4426", "4427", "512", "707"]
+
+
+def test_codes_on_anafs_lists_pass_and_the_check_is_not_skipped(
+        xml: Path, tmp_path: Path, root: Path) -> None:
+    lists = _nomenclature(tmp_path / "nom", ["300,310309"], CHART)
+    report = validate_file(xml, root, nomenclature_dir=lists)
+    assert report.ok, report.violations[:3]
+    assert report.checks_skipped == []  # "5121" matched by its synthetic prefix "512"
+
+
+def test_codes_missing_from_anafs_lists_are_named_with_their_location(
+        xml: Path, tmp_path: Path, root: Path) -> None:
+    lists = _nomenclature(tmp_path / "nom", ["300,310310"], [a for a in CHART if a != "707"])
+    report = validate_file(xml, root, nomenclature_dir=lists)
+    rules = report.rules()
+    assert "SAFT-TAX-CODE-NOMENCLATURE" in rules and "SAFT-ACCOUNT-NOMENCLATURE" in rules
+    account = next(v for v in report.violations if v.rule == "SAFT-ACCOUNT-NOMENCLATURE")
+    assert account.location.startswith("/AuditFile/MasterFiles/GeneralLedgerAccounts/Account[")
+    assert "'707'" in account.message
+    tax = next(v for v in report.violations if v.rule == "SAFT-TAX-CODE-NOMENCLATURE")
+    assert tax.location.endswith("/TaxInformation[1]") and "310309" in tax.message
+    # the no-tax entry (000/000000) is never reported, whatever the list holds
+    assert all("'000000'" not in v.message for v in report.violations)
+
+
+def test_without_anafs_lists_the_report_says_the_check_was_skipped(
+        xml: Path, tmp_path: Path, root: Path) -> None:
+    report = validate_file(xml, root, nomenclature_dir=tmp_path / "absent")
+    assert report.ok and len(report.checks_skipped) == 2
+    assert "tax_codes.csv" in report.checks_skipped[0]

@@ -13,6 +13,8 @@ number of lines. Rule ids:
     SAFT-TAX-INFORMATION        a GL line without TaxInformation (DUKIntegrator, notes §4.4)
     SAFT-HEADER-PERIOD          HeaderComment vs SelectionCriteria, or a transaction dated
                                 outside the period or with Period/PeriodYear not its date's
+    SAFT-TAX-CODE-NOMENCLATURE  a line's TaxType/TaxCode is not on ANAF's list (when given)
+    SAFT-ACCOUNT-NOMENCLATURE   an account's synthetic code is not on ANAF's chart (when given)
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pydantic import BaseModel, ConfigDict
 
 from workers_core.integrations.anaf.cui import is_valid_cui
 from workers_core.saft.model import NO_PARTNER, period_problem
+from workers_core.saft.nomenclature import Nomenclature
 
 # Partner id prefixes (Odoo l10n_ro_saft, notes §4.4): 00 CUI, 01 EU VAT, 02 non-EU,
 # 03 CNP/NIF, 04-06 customers without a VAT code, 08 anonymous (POS), 09 non-resident NIF.
@@ -95,6 +98,7 @@ class RuleChecker:
 
     q: Names
     max_violations: int = 1000
+    nomenclature: Nomenclature | None = None
     violations: list[Violation] = field(default_factory=list)
     dropped: int = 0
     kind: str | None = None
@@ -144,6 +148,9 @@ class RuleChecker:
         )
         account_id = el.findtext(q("AccountID")) or ""
         self.accounts[account_id] = _Account(path, el.sourceline, opening, closing)
+        problem = self.nomenclature and self.nomenclature.account_problem(account_id)
+        if problem:
+            self.add("SAFT-ACCOUNT-NOMENCLATURE", f"{path}/AccountID", el.sourceline, problem)
 
     def partner(self, el: etree._Element, id_tag: str, path: str) -> None:
         partner_id = el.findtext(self.q(id_tag)) or ""
@@ -192,6 +199,8 @@ class RuleChecker:
                     line.sourceline,
                     "every GL line needs TaxInformation (000/000000 when no tax)",
                 )
+            elif self.nomenclature is not None:
+                self._tax_codes(line, where)
         self.debit += debit
         self.credit += credit
         if debit != credit:
@@ -201,6 +210,16 @@ class RuleChecker:
                 el.sourceline,
                 f"transaction {el.findtext(q('TransactionID'))}: debit {debit} != credit {credit}",
             )
+
+    def _tax_codes(self, line: etree._Element, where: str) -> None:
+        assert self.nomenclature is not None
+        q = self.q
+        for n, tax in enumerate(line.iterchildren(q("TaxInformation")), start=1):
+            problem = self.nomenclature.tax_problem(
+                tax.findtext(q("TaxType")) or "", tax.findtext(q("TaxCode")) or "")
+            if problem:
+                self.add("SAFT-TAX-CODE-NOMENCLATURE", f"{where}/TaxInformation[{n}]",
+                         tax.sourceline, problem)
 
     def _transaction_dates(self, el: etree._Element, path: str) -> None:
         q = self.q

@@ -7,8 +7,8 @@ the XSD's own local declaration, checked by the rules, and dropped. What is left
 master files, one transaction per journal) is validated against the full XSD at the end.
 Memory grows with the master files and the number of journals, not with GL lines.
 
-Not checked: tax and account codes against ANAF's nomenclature (``RO_SAFT_SchemaDefCod``),
-which is not in the schemas directory; the report says so in ``checks_skipped``.
+Tax and account codes are checked against ANAF's nomenclature when its lists are given
+(:mod:`workers_core.saft.nomenclature`); otherwise the report says so in ``checks_skipped``.
 """
 
 from __future__ import annotations
@@ -25,14 +25,11 @@ from lxml import etree  # type: ignore[import-untyped]
 from pydantic import BaseModel, computed_field
 
 from workers_core.saft.errors import MalformedXml, UnsafeXml
+from workers_core.saft.nomenclature import Nomenclature, nomenclature_for
 from workers_core.saft.rules import Names, RuleChecker, Violation
 from workers_core.saft.schemas import XS, compile_xsd, load_xsd_tree, saft_xsd_path
 from workers_core.saft.writer import FILED_NS, TEST_NS
 
-NOMENCLATURE_SKIPPED = (
-    "tax and account codes: ANAF's nomenclature (RO_SAFT_SchemaDefCod) is not in the "
-    "schemas directory"
-)
 GL = "/AuditFile/GeneralLedgerEntries"
 # Always indexed in locations, so the first Transaction reads Transaction[1] too.
 _REPEATED = frozenset(
@@ -199,9 +196,10 @@ def _namespace(path: Path) -> str:
 class _Pass:
     """One streaming pass over a file: dispatches each finished element to the checks."""
 
-    def __init__(self, schema: SaftSchema, q: Names, max_violations: int) -> None:
+    def __init__(self, schema: SaftSchema, q: Names, max_violations: int,
+                 nomenclature: Nomenclature) -> None:
         self.schema, self.q = schema, q
-        self.rules = RuleChecker(q, max_violations=max_violations)
+        self.rules = RuleChecker(q, max_violations=max_violations, nomenclature=nomenclature)
         self.at = _Position()
         self.xsd: list[Violation] = []
 
@@ -264,12 +262,15 @@ class _Pass:
             parent.remove(el)
 
 
-def validate_file(path: Path, schemas_root: Path, *, max_violations: int = 1000) -> SaftReport:
-    """Stream ``path`` once: XSD section by section, then the business rules."""
+def validate_file(path: Path, schemas_root: Path, *, max_violations: int = 1000,
+                  nomenclature_dir: Path | None = None) -> SaftReport:
+    """Stream ``path`` once: XSD section by section, then the business rules. ANAF's code
+    lists are read from ``nomenclature_dir`` (default: the schemas' ``anaf/saft/nomenclature``)."""
     started = time.perf_counter()
     ns = _namespace(path)
     q = Names(ns)
-    run = _Pass(schema_for(schemas_root.resolve(), ns), q, max_violations)
+    nomenclature = nomenclature_for(schemas_root, nomenclature_dir)
+    run = _Pass(schema_for(schemas_root.resolve(), ns), q, max_violations, nomenclature)
     root = None
     try:
         for event, el in etree.iterparse(
@@ -302,6 +303,6 @@ def validate_file(path: Path, schemas_root: Path, *, max_violations: int = 1000)
         total_credit=run.rules.credit,
         violations=kept,
         dropped=len(violations) - len(kept) + run.rules.dropped,
-        checks_skipped=[NOMENCLATURE_SKIPPED],
+        checks_skipped=nomenclature.skipped(),
         elapsed_s=time.perf_counter() - started,
     )
