@@ -17,6 +17,9 @@ command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>
   || missing+=(chromium)
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 [ -d /usr/share/fonts/truetype/liberation ] || missing+=(fonts-liberation)
+# Prometheus and promtool: alert rules are checked and unit-tested with promtool, and an
+# integration test scrapes the platform with a real Prometheus (its service is not used).
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 # Optional: Chromium's headless shell renders PDFs ~2x faster per job than full Chromium
 # (pdf.render prefers it when present); skipped quietly where the distribution lacks it.
 if ! command -v chromium-headless-shell >/dev/null 2>&1 \
@@ -37,5 +40,5 @@ if ! "$PYTHON" -m uv --version >/dev/null 2>&1; then
   "$PYTHON" -m pip install --quiet --disable-pip-version-check "uv>=0.5,<1"
 fi
 export UV_PYTHON_DOWNLOADS=never
-"$PYTHON" -m uv sync --frozen --python "$PYTHON" --extra dev --extra bench --extra ocr --extra pdf
+"$PYTHON" -m uv sync --frozen --python "$PYTHON" --extra dev --extra bench --extra ocr --extra pdf --extra parquet
 echo "setup: ready (.venv)"

@@ -210,6 +210,31 @@ def queues(ctx: click.Context, as_json: bool) -> None:
 
 
 @main.command()
+@click.argument("tag", required=False)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def workers(ctx: click.Context, tag: str | None, as_json: bool) -> None:
+    """The worker registry: each worker's status, health score and failed checks.
+
+    \b
+    workers-core workers
+    workers-core workers pdf.render --json
+    """
+    with _client(ctx) as wc:
+        tags = wc.workers(tag)
+    if as_json:
+        _echo_json([t.model_dump(mode="json") for t in tags])
+        return
+    rows = [(t.tag, t.health_score, w.replica_id.rsplit("#", 1)[-1], w.status.value,
+             w.health_score, w.metrics.in_flight, w.metrics.tasks_ok, w.metrics.tasks_failed,
+             w.last_seen.strftime("%H:%M:%S"),
+             ", ".join(k for k, v in w.health.checks.items() if v.startswith("error")) or "-")
+            for t in tags for w in t.workers]
+    _table(("TAG", "TAG_SCORE", "REPLICA", "STATUS", "SCORE", "IN_FLIGHT", "OK", "FAILED",
+            "LAST_SEEN", "FAILED_CHECKS"), rows)
+
+
+@main.command()
 @click.option("--json", "as_json", is_flag=True, help="With payload and result schemas.")
 @click.pass_context
 def tasks(ctx: click.Context, as_json: bool) -> None:
@@ -286,6 +311,113 @@ def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
+@main.command()
+@click.option("--url", "url", default=None, help="Platform API (default: the group's --url).")
+@click.option("--token", "token", default=None, help="Bearer token (default: the group's).")
+@click.option("--echo-timeout", type=float, default=60.0, show_default=True,
+              help="Seconds the debug.echo round trip may take.")
+@click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
+@click.pass_context
+def validate(ctx: click.Context, url: str | None, token: str | None, echo_timeout: float,
+             as_json: bool) -> None:
+    """Check a running deployment end to end; exit 1 on any FAIL, 7 if the API is down.
+
+    \b
+    Example:
+      workers-core validate --url https://jobs.example.ro --token "$TOKEN"
+    """
+    from workers_core.deploy_check import validate_deployment
+
+    report = validate_deployment(url or ctx.obj["url"], token=token or ctx.obj["token"],
+                                 timeout_s=ctx.obj["timeout"], echo_timeout_s=echo_timeout)
+    click.echo(report.model_dump_json(indent=2) if as_json else report.text())
+    if not report.ok:
+        sys.exit(EXIT_UNAVAILABLE if report.api_unreachable else EXIT_ERROR)
+
+
+@main.group()
+def schedules() -> None:
+    """Recurring jobs: cron schedules fired once per tick by the gateways.
+
+    \b
+    workers-core schedules add reges-monthly "0 2 1 * *" reges.submit --json @payload.json
+    workers-core schedules list
+    workers-core schedules trigger reges-monthly
+    """
+
+
+@schedules.command("list")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+@click.pass_context
+def schedules_list(ctx: click.Context, as_json: bool) -> None:
+    """Every schedule with its status, next fire time and last job."""
+    with _client(ctx) as wc:
+        found = list(wc.schedules())
+    if as_json:
+        for s in found:
+            click.echo(s.model_dump_json())
+        return
+    _table(("ID", "CRON", "TIMEZONE", "TASK", "STATUS", "NEXT", "LAST_JOB"),
+           [(s.id, s.cron, s.timezone, s.task, s.status.value,
+             s.next_fire_at.isoformat() if s.next_fire_at else "-", s.last_job_id or "-")
+            for s in found])
+
+
+@schedules.command("get")
+@click.argument("schedule_id")
+@click.option("--preview", type=int, default=None, help="Next fire times to show.")
+@click.pass_context
+def schedules_get(ctx: click.Context, schedule_id: str, preview: int | None) -> None:
+    """One schedule, its next fire times and its recent fires (with job ids)."""
+    with _client(ctx) as wc:
+        _echo_json(wc.get_schedule(schedule_id, preview).model_dump(mode="json"))
+
+
+@schedules.command("add")
+@click.argument("schedule_id")
+@click.argument("cron")
+@click.argument("task")
+@click.option("--json", "payload", default="{}", help="Payload: JSON, @file.json or - (stdin).")
+@click.option("--timezone", help="IANA zone (default: the platform's, Europe/Bucharest).")
+@click.option("--max-attempts", type=int)
+@click.option("--misfire-grace-s", type=int, help="How late a missed tick may still fire.")
+@click.option("--start-at", help="ISO 8601; no tick before.")
+@click.option("--end-at", help="ISO 8601; no tick after.")
+@click.option("--paused", is_flag=True, help="Create it paused.")
+@click.option("--replace", is_flag=True, help="Replace a schedule with this id.")
+@click.pass_context
+def schedules_add(ctx: click.Context, schedule_id: str, cron: str, task: str, payload: str,
+                  timezone: str | None, max_attempts: int | None,
+                  misfire_grace_s: int | None, start_at: str | None, end_at: str | None,
+                  paused: bool, replace: bool) -> None:
+    """Register SCHEDULE_ID: a TASK job at every CRON tick (5 fields, 6 with seconds first,
+    or @daily/@hourly/…)."""
+    with _client(ctx) as wc:
+        schedule = wc.put_schedule(
+            schedule_id, cron, task, _load_json(payload), replace=replace, timezone=timezone,
+            max_attempts=max_attempts, misfire_grace_s=misfire_grace_s, start_at=start_at,
+            end_at=end_at, paused=paused)
+    _echo_json(schedule.model_dump(mode="json"))
+
+
+def _schedule_command(name: str, doc: str, action: Callable[[WorkersClient, str], Any]) -> None:
+    @schedules.command(name=name, help=doc)
+    @click.argument("schedule_id")
+    @click.pass_context
+    def command(ctx: click.Context, schedule_id: str) -> None:
+        with _client(ctx) as wc:
+            result = action(wc, schedule_id)
+        _echo_json(result.model_dump(mode="json") if result is not None else
+                   {"deleted": schedule_id})
+
+
+_schedule_command("rm", "Delete a schedule (jobs it made stay).", WorkersClient.delete_schedule)
+_schedule_command("pause", "Stop firing until resumed.", WorkersClient.pause_schedule)
+_schedule_command("resume", "Fire again from the next tick.", WorkersClient.resume_schedule)
+_schedule_command("trigger", "Fire one job now, outside the cron.",
+                  WorkersClient.trigger_schedule)
+
+
 @main.group()
 def sandbox() -> None:
     """Stand-ins for outside services on loopback, for local runs (never for production)."""
@@ -313,8 +445,9 @@ def _register_subgroups() -> None:
     from workers_core.etransport.cli import etransport
     from workers_core.integrations.anaf.cli import anaf
     from workers_core.saft.cli import saft
+    from workers_core.security.cli import token
 
-    for group in (efactura, etransport, saft, anaf):
+    for group in (efactura, etransport, saft, anaf, token):
         main.add_command(group)
 
 

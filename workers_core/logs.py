@@ -18,14 +18,22 @@ SECRET_KEYS = re.compile(
 SECRET_VALUES = re.compile(
     r"(Bearer\s+[A-Za-z0-9._~+/=-]+|xox[abpr]-[A-Za-z0-9-]+|"
     r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----|"
-    r"redis://[^:@/\s]*:[^@/\s]+@)",
+    r"redis://[^:@/\s]*:[^@/\s]+@|Basic\s+[A-Za-z0-9+/=]{8,}|"
+    r"\b[a-z][a-z0-9+.-]*://[^:@/\s]*:[^@/\s]+@)",
+)
+# ``password=…``, ``"api_key": "…"``, ``Authorization: …`` inside free text (an error
+# message, a traceback, a repr of a dict): the name stays, the value goes.
+SECRET_ASSIGNMENTS = re.compile(
+    r"""(\b[\w-]*(?:pass(?:word|wd)?|secret|token|api[_-]?key|authorization)['"]?\s*[:=]\s*"""
+    r"""['"]?)(?!\[redacted\])[^\s'",;&}\]]+""",
+    re.IGNORECASE,
 )
 REDACTED = "[redacted]"
 
 
 def _scrub(value: Any) -> Any:
     if isinstance(value, str):
-        return SECRET_VALUES.sub(REDACTED, value)
+        return SECRET_ASSIGNMENTS.sub(r"\1" + REDACTED, SECRET_VALUES.sub(REDACTED, value))
     if isinstance(value, dict):
         return {k: REDACTED if SECRET_KEYS.search(str(k)) else _scrub(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

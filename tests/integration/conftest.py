@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from workers_core.efactura.errors import SchemasUnavailable
 from workers_core.efactura.schemas import schemas_root
 from workers_core.local.redis_server import RedisServer
 from workers_core.sandbox.anaf import AnafSandbox
+from workers_core.sandbox.reges import RegesSandbox
 from workers_core.sandbox.slack import SlackSandbox
 
 APP_NAME = "workers"
@@ -104,6 +106,13 @@ def anaf_sandbox() -> Iterator[AnafSandbox]:
         yield sandbox
 
 
+@pytest.fixture(scope="session")
+def reges_sandbox() -> Iterator[RegesSandbox]:
+    """REGES-ONLINE for the session; messages judged by reges.xsd when present."""
+    with RegesSandbox(schemas_dir=_schemas()) as sandbox:
+        yield sandbox
+
+
 @pytest.fixture
 def schemas() -> Path:
     found = _schemas()
@@ -119,6 +128,7 @@ def platform(
     smtp_server: SmtpServer,
     slack_sandbox: SlackSandbox,
     anaf_sandbox: AnafSandbox,
+    reges_sandbox: RegesSandbox,
 ) -> Iterator[Platform]:
     server = RedisServer(Path(tmp_path_factory.mktemp("platform-redis")), free_port())
     server.start()
@@ -157,6 +167,31 @@ def platform(
         efactura_poll_in_job_s=20.0,
         efactura_lookup_retry_s=0.5,
         efactura_lookup_grace_s=60.0,
+        webhook_allowed_hosts=["127.0.0.1"],  # receivers in the tests listen on loopback
+        webhook_allow_loopback=True,
+        webhook_max_attempts=3,
+        webhook_backoff_base_s=0.2,
+        webhook_backoff_max_s=0.5,
+        webhook_dispatch_block_ms=100,
+        events_sse_block_ms=500,
+        reges_api_url=reges_sandbox.url,
+        reges_token_url=reges_sandbox.token_url,
+        reges_client_secret=reges_sandbox.client_secret,
+        reges_username=reges_sandbox.username,
+        reges_password=reges_sandbox.password,
+        reges_timeout_s=3.0,
+        reges_poll_first_s=0.2,
+        reges_poll_max_interval_s=0.5,
+        reges_poll_in_job_s=20.0,
+        reges_lookup_retry_s=0.5,
+        # Registry: its own key namespace and actor name per session; fast beats and TTL.
+        registry_namespace=f"wrk-it-{uuid.uuid4().hex[:8]}",
+        registry_heartbeat_interval_s=1.0,
+        registry_worker_ttl_s=5.0,
+        registry_sweep_interval_s=0.5,
+        registry_forget_after_s=10.0,
+        health_check_interval_s=2.0,
+        schedule_poll_interval_s=0.2,  # recurring jobs: a per-second cron fires promptly
     )
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_platform(settings), name=APP_NAME, route_prefix="/")

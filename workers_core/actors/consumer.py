@@ -33,6 +33,8 @@ from workers_core.jobs.models import JobError, JobStatus
 from workers_core.jobs.progress import ProgressRecorder
 from workers_core.jobs.side_effects import SideEffectLedger
 from workers_core.jobs.store import Delivery, JobStore, NewJob
+from workers_core.observability import metrics
+from workers_core.observability.trace_context import log_fields
 from workers_core.ratelimit import Rate, RedisRateLimiter
 from workers_core.tasks.base import Health, JobContext, Task
 from workers_core.tasks.registry import QueueSpec, TaskCatalog
@@ -95,6 +97,7 @@ class QueueConsumer:
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._last_keep_alive = 0.0
+        self._last_queue_observed = 0.0
         self._catalog = catalog
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -151,6 +154,7 @@ class QueueConsumer:
         await self.store.promote_due(self.queue)
         await self._keep_alive()
         await self._honour_cancel_requests()
+        await self._observe_queue()
         free = self.spec.concurrency - len(self._running)
         if free <= 0:
             self._slot_freed.clear()
@@ -194,6 +198,16 @@ class QueueConsumer:
             self.queue, self.consumer, [r.delivery.entry for r in self._running.values()]
         )
 
+    async def _observe_queue(self) -> None:
+        """Refresh this queue's depth/lag/delayed/DLQ gauges, every ``metrics_queue_interval_s``
+        (each replica does it for its own queue: one cheap pipelined read)."""
+        now = self.clock.now()
+        if now - self._last_queue_observed < self.settings.metrics_queue_interval_s:
+            return
+        self._last_queue_observed = now
+        [stats] = await self.store.queue_stats([self.queue])
+        metrics.queue_observed(stats)
+
     async def _honour_cancel_requests(self) -> None:
         started = [j for j, r in self._running.items() if r.delivery.attempt and
                    not r.cancel_requested]
@@ -206,10 +220,18 @@ class QueueConsumer:
     # -- one job ----------------------------------------------------------------------------
 
     async def _process(self, entry: str, job_id: str) -> None:
+        # Each job runs in its own asyncio task, so these bindings reach every log line of
+        # this job (the task's own loggers included) and no other job's.
+        structlog.contextvars.bind_contextvars(job_id=job_id, queue=self.queue)
         delivery = await self._settle(lambda: self.store.start(
             self.queue, self.consumer, entry, job_id))
         if delivery is None:
             return
+        started = self.clock.now()
+        structlog.contextvars.bind_contextvars(
+            task=delivery.task, attempt=delivery.attempt,
+            correlation_id=delivery.correlation_id, **log_fields(delivery.traceparent))
+        metrics.job_started(delivery.task, self.queue, started - _entry_time_s(entry))
         running = self._running.get(job_id)
         if running:
             running.delivery = delivery
@@ -229,16 +251,21 @@ class QueueConsumer:
             result = await self._run_task(task, delivery, ctx)
         except asyncio.CancelledError:
             if running and running.cancel_requested:
-                await self._record_failure(delivery, ctx, _Cancelled("cancelled on request"))
+                await self._record_failure(delivery, ctx, _Cancelled("cancelled on request"),
+                                           started)
                 return
             raise  # shutdown: leave the entry pending for another replica
         except Exception as exc:
-            await self._record_failure(delivery, ctx, exc)
+            await self._record_failure(delivery, ctx, exc, started)
             return
         children, chain_error = self._follow_ups(delivery, result)
         ok = await self._settle(lambda: self.store.succeed(
             self.queue, delivery, result, children, chain_error))
         if ok:
+            metrics.job_finished(delivery.task, self.queue, JobStatus.SUCCEEDED.value,
+                                 self.clock.now() - started)
+            for child in children:
+                metrics.job_submitted(child.submission.task, child.queue)
             self.stats.succeeded += 1
             self.stats.last_job_at = self.clock.now()
             ctx.log.debug("job_succeeded")
@@ -260,7 +287,8 @@ class QueueConsumer:
             log.warning("chain_failed", job_id=d.job_id, error=exc.message)
             return [], exc.message
         return [NewJob(submission=sub, queue=queue, max_attempts=attempts,
-                       idempotency_key=f"chain:{d.job_id}:{i}", parent_id=d.job_id)
+                       idempotency_key=f"chain:{d.job_id}:{i}", parent_id=d.job_id,
+                       traceparent=d.traceparent)
                 for i, (sub, queue, attempts) in enumerate(built)], ""
 
     async def _run_task(self, task: Task[Any, Any], d: Delivery, ctx: JobContext) -> Any:
@@ -277,7 +305,9 @@ class QueueConsumer:
             result = task.Result.model_validate(result)
         return result.model_dump(mode="json")
 
-    async def _record_failure(self, d: Delivery, ctx: JobContext, exc: BaseException) -> None:
+    async def _record_failure(
+        self, d: Delivery, ctx: JobContext, exc: BaseException, started_s: float
+    ) -> None:
         task = self.tasks.get(d.task)
         retryable = _retryable(exc, task)
         error = JobError(
@@ -285,7 +315,10 @@ class QueueConsumer:
             retryable=retryable, attempt=d.attempt,
         )
         if isinstance(exc, _Cancelled):
-            await self._settle(lambda: self.store.fail(self.queue, d, error, JobStatus.CANCELLED))
+            if await self._settle(
+                    lambda: self.store.fail(self.queue, d, error, JobStatus.CANCELLED)):
+                metrics.job_finished(d.task, self.queue, JobStatus.CANCELLED.value,
+                                     self.clock.now() - started_s)
             ctx.log.info("job_cancelled")
             return
         if retryable and d.attempt < d.max_attempts:
@@ -293,13 +326,15 @@ class QueueConsumer:
             if after is None:
                 policy = task.retry if task else None
                 after = policy.delay_s(d.attempt, self.rng) if policy else 1.0
-            await self._settle(lambda: self.store.retry_later(
-                self.queue, d, error, self.clock.now() + after))
+            if await self._settle(lambda: self.store.retry_later(
+                    self.queue, d, error, self.clock.now() + after)):
+                metrics.job_retried(d.task, self.queue, self.clock.now() - started_s)
             self.stats.retried += 1
             ctx.log.info("job_retrying", error=error.message, retry_in_s=round(after, 3))
             return
         final = JobStatus.DEAD if retryable else JobStatus.FAILED
-        await self._settle(lambda: self.store.fail(self.queue, d, error, final))
+        if await self._settle(lambda: self.store.fail(self.queue, d, error, final)):
+            metrics.job_finished(d.task, self.queue, final.value, self.clock.now() - started_s)
         self.stats.failed += 1
         self.stats.last_job_at = self.clock.now()
         ctx.log.warning("job_" + final.value, error=error.message, error_type=error.type,
@@ -326,6 +361,11 @@ class QueueConsumer:
 
 class _Cancelled(Exception):
     pass
+
+
+def _entry_time_s(entry: str) -> float:
+    """When the entry entered the stream: XADD ids start with Redis's clock in ms."""
+    return int(entry.split("-", 1)[0]) / 1000
 
 
 def _retryable(exc: BaseException, task: Task[Any, Any] | None) -> bool:

@@ -13,9 +13,11 @@ import structlog
 from ray import serve
 
 from workers_core.actors.consumer import QueueConsumer
+from workers_core.actors.scaling import backlog_metrics
 from workers_core.config import Settings
 from workers_core.jobs.store import JobStore
 from workers_core.logs import configure_logging
+from workers_core.registry.replica import ReplicaPresence
 from workers_core.tasks.registry import TaskCatalog
 
 log = structlog.get_logger("workers_core.pool")
@@ -48,6 +50,8 @@ class QueuePool:
         self.consumer = QueueConsumer(self.store, spec, name)
         await self.consumer.start()
         self._loop_task = asyncio.get_running_loop().create_task(self.consumer.run_forever())
+        self.presence = ReplicaPresence.for_pool(settings, self.consumer)  # health, heartbeat
+        self.presence.start()
         log.info("pool_replica_started", queue=queue, consumer=name,
                  concurrency=spec.concurrency, resources=spec.resources.model_dump())
 
@@ -58,13 +62,21 @@ class QueuePool:
                 "in_flight": s.in_flight, "succeeded": s.succeeded, "failed": s.failed,
                 "retried": s.retried, "loop_alive": not self._loop_task.done()}
 
+    async def record_autoscaling_stats(self) -> dict[str, float]:
+        """Serve calls this on autoscaled pools: the backlog ``BacklogPolicy`` scales on."""
+        return await backlog_metrics(self.store, self.queue)
+
     async def check_health(self) -> None:
-        """Serve restarts a replica whose consumer loop has died."""
+        """Serve restarts a replica whose consumer loop has died or whose deep health check
+        has failed for ``health_unhealthy_after_s`` (the last result: no probe inline)."""
         if self._loop_task.done():
             raise RuntimeError(f"consumer loop of {self.queue} stopped")
+        if (reason := self.presence.unhealthy_reason()) is not None:
+            raise RuntimeError(reason)
 
     async def __del__(self) -> None:
         await self.consumer.stop(self.settings.shutdown_grace_s)
+        await self.presence.stop()  # unregister: graceful, so `stopped`, not `missing`
         self._loop_task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self._loop_task

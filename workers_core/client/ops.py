@@ -24,6 +24,8 @@ from workers_core.jobs.models import (
     JobSubmission,
     QueueStats,
 )
+from workers_core.jobs.schedules import Schedule, SchedulePage
+from workers_core.registry.models import TagSummary
 
 T = TypeVar("T")
 Op = Generator[Call, httpx.Response, T]
@@ -107,6 +109,16 @@ def queues() -> Op[list[QueueStats]]:
                   lambda r: [QueueStats.model_validate(q) for q in r.json()])
 
 
+def workers() -> Op[list[TagSummary]]:
+    return simple(Call("GET", "/v1/workers"),
+                  lambda r: [TagSummary.model_validate(t) for t in r.json()])
+
+
+def workers_of(tag: str) -> Op[TagSummary]:
+    return simple(Call("GET", f"/v1/workers/{tag}"),
+                  lambda r: TagSummary.model_validate(r.json()))
+
+
 def get_json(path: str) -> Op[Any]:
     return simple(Call("GET", path), _json)
 
@@ -124,3 +136,49 @@ def upload(data: bytes | Path, content_type: str, filename: str | None) -> Op[Ar
 
 def download(artifact_id: str) -> Op[bytes]:
     return simple(Call("GET", f"/v1/artifacts/{artifact_id}"), lambda r: r.content)
+
+
+def put_schedule(schedule_id: str, spec: Mapping[str, Any], replace: bool) -> Op[Schedule]:
+    """POST (409 if the id exists) or, with ``replace``, PUT (create or replace)."""
+    body = {k: _plain(v) for k, v in spec.items() if v is not None}
+    call = (Call("PUT", f"/v1/schedules/{schedule_id}", json=body) if replace else
+            Call("POST", "/v1/schedules", json={"id": schedule_id, **body}))
+    return simple(call, lambda r: Schedule.model_validate(r.json()))
+
+
+def _plain(value: Any) -> Any:
+    """Datetimes and models as JSON values (start_at, end_at, then)."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, FollowUp):
+        return value.model_dump(mode="json", exclude_none=True)
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def schedule_page(cursor: str | None, page_size: int) -> Op[SchedulePage]:
+    return simple(Call("GET", "/v1/schedules", params={"cursor": cursor, "limit": page_size}),
+                  lambda r: SchedulePage.model_validate(r.json()))
+
+
+def get_schedule(schedule_id: str, preview: int | None = None) -> Op[Schedule]:
+    params = {"preview": preview} if preview is not None else None
+    return simple(Call("GET", f"/v1/schedules/{schedule_id}", params=params),
+                  lambda r: Schedule.model_validate(r.json()))
+
+
+def schedule_action(schedule_id: str, action: str) -> Op[Schedule]:
+    """``pause`` or ``resume`` (both safe to repeat)."""
+    return simple(Call("POST", f"/v1/schedules/{schedule_id}:{action}", replay_safe=True),
+                  lambda r: Schedule.model_validate(r.json()))
+
+
+def trigger_schedule(schedule_id: str, idempotency_key: str) -> Op[JobAccepted]:
+    call = Call("POST", f"/v1/schedules/{schedule_id}:trigger",
+                headers={"Idempotency-Key": idempotency_key}, replay_safe=True)
+    return simple(call, lambda r: JobAccepted.model_validate(r.json()))
+
+
+def delete_schedule(schedule_id: str) -> Op[None]:
+    return simple(Call("DELETE", f"/v1/schedules/{schedule_id}"), lambda r: None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +24,8 @@ from workers_core.jobs.models import (
     JobSubmission,
     QueueStats,
 )
+from workers_core.jobs.schedules import Schedule
+from workers_core.registry.models import TagSummary
 
 T = TypeVar("T")
 
@@ -142,10 +145,55 @@ class WorkersClient:
                 return
             cursor = page.next_cursor
 
+    # -- schedules (recurring jobs) -----------------------------------------------------------
+
+    def put_schedule(self, schedule_id: str, cron: str, task: str,
+                     payload: Mapping[str, Any] | None = None, *, replace: bool = False,
+                     timezone: str | None = None, **options: Any) -> Schedule:
+        """Register a recurring job (``replace``: create or replace; else 409 if the id
+        exists). ``options``: max_attempts, correlation_id, then, paused, start_at, end_at,
+        misfire_grace_s, description."""
+        spec = {"cron": cron, "task": task, "payload": dict(payload or {}),
+                "timezone": timezone, **options}
+        return self._drive(ops.put_schedule(schedule_id, spec, replace))
+
+    def schedules(self, page_size: int = 100) -> Iterator[Schedule]:
+        """Every schedule, by id."""
+        cursor: str | None = None
+        while True:
+            page = self._drive(ops.schedule_page(cursor, page_size))
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def get_schedule(self, schedule_id: str, preview: int | None = None) -> Schedule:
+        """With its next ``preview`` fire times and its recent fires (job ids)."""
+        return self._drive(ops.get_schedule(schedule_id, preview))
+
+    def pause_schedule(self, schedule_id: str) -> Schedule:
+        return self._drive(ops.schedule_action(schedule_id, "pause"))
+
+    def resume_schedule(self, schedule_id: str) -> Schedule:
+        return self._drive(ops.schedule_action(schedule_id, "resume"))
+
+    def trigger_schedule(self, schedule_id: str, idempotency_key: str | None = None
+                         ) -> JobAccepted:
+        """One job now, outside the cron; resending returns the same job."""
+        key = idempotency_key or f"sdk-{uuid.uuid4()}"
+        return self._drive(ops.trigger_schedule(schedule_id, key))
+
+    def delete_schedule(self, schedule_id: str) -> None:
+        self._drive(ops.delete_schedule(schedule_id))
+
     # -- platform and artifacts -------------------------------------------------------------
 
     def queues(self) -> list[QueueStats]:
         return self._drive(ops.queues())
+
+    def workers(self, tag: str | None = None) -> list[TagSummary]:
+        """The worker registry: every tag (or one) with its workers and health score."""
+        return self._drive(ops.workers()) if tag is None else [self._drive(ops.workers_of(tag))]
 
     def tasks(self) -> list[dict[str, Any]]:
         """Task types with their payload and result JSON schemas."""

@@ -14,8 +14,13 @@ from pydantic import BaseModel, ValidationError
 from workers_core import __version__
 from workers_core.artifacts import ArtifactMeta, ArtifactNotFound, ArtifactStore
 from workers_core.config import Settings
-from workers_core.deployments import problems
+from workers_core.deployments import audit_routes, auth, problems
 from workers_core.deployments.completion import CompletionWaiter
+from workers_core.deployments.event_routes import install_event_routes
+from workers_core.deployments.http_metrics import install_http_metrics
+from workers_core.deployments.schedule_routes import install_schedule_routes
+from workers_core.deployments.webhook_routes import install_webhook_routes
+from workers_core.deployments.worker_routes import RegistryClient, install_worker_routes
 from workers_core.errors import InvalidPayload
 from workers_core.jobs import chains
 from workers_core.jobs.models import (
@@ -29,6 +34,7 @@ from workers_core.jobs.models import (
     QueueStats,
 )
 from workers_core.jobs.store import JobStore, NewJob
+from workers_core.observability.trace_context import parse_traceparent
 from workers_core.tasks.registry import TaskCatalog
 
 
@@ -46,6 +52,7 @@ class GatewayState:
     artifacts: ArtifactStore | None = None
     probe_pool: PoolProbe | None = None
     queues: list[str] = field(default_factory=list)
+    registry: RegistryClient | None = None
 
 
 class TaskInfo(BaseModel):
@@ -64,7 +71,8 @@ def _state(request: Request) -> GatewayState:
 
 
 def _resolve(
-    state: GatewayState, sub: JobSubmission, where: tuple[str | int, ...], idem: str | None
+    state: GatewayState, sub: JobSubmission, where: tuple[str | int, ...], idem: str | None,
+    traceparent: str | None = None,
 ) -> NewJob:
     """Check the task exists and the payload fits its model: 404 / 422 before anything."""
     task = state.catalog.get(sub.task)
@@ -88,7 +96,17 @@ def _resolve(
         queue=task.queue,
         max_attempts=sub.max_attempts or task.retry.max_attempts,
         idempotency_key=idem,
+        traceparent=traceparent,
     )
+
+
+TRACEPARENT_DOC = ("W3C trace context of the caller; stored on the job, carried into its "
+                   "log lines and CloudEvents. An invalid value is ignored (W3C: start anew).")
+
+
+def _trace_header(value: str | None) -> str | None:
+    parsed = parse_traceparent(value)
+    return parsed.header if parsed else None
 
 
 def _accepted(job_id: str, duplicate: bool) -> JobAccepted:
@@ -109,10 +127,17 @@ def create_api(state: GatewayState) -> FastAPI:
     )
     app.state.gateway = state
     problems.install(app)
+    auth.install(app, state.settings, state.store.redis)  # before any route
+    install_http_metrics(app)
     _health_routes(app)
     _job_routes(app)
     _queue_routes(app)
     _artifact_routes(app, state.settings.artifact_max_bytes)
+    install_worker_routes(app)
+    audit_routes.install(app)
+    install_event_routes(app, state)
+    install_webhook_routes(app, state)
+    install_schedule_routes(app, state, _resolve)
     return app
 
 
@@ -162,10 +187,12 @@ def _job_routes(app: FastAPI) -> None:
         request: Request,
         response: Response,
         idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+        traceparent: Annotated[str | None, Header(description=TRACEPARENT_DOC)] = None,
     ) -> JobAccepted:
         """Accept one job: 202 once it is stored in Redis, with its id and Location."""
         state = _state(request)
-        new_job = _resolve(state, sub, (), idempotency_key or sub.idempotency_key)
+        new_job = _resolve(state, sub, (), idempotency_key or sub.idempotency_key,
+                           _trace_header(traceparent))
         [stored] = await state.store.submit_many([new_job])
         accepted = _accepted(stored.id, stored.duplicate)
         response.headers["Location"] = accepted.location
@@ -174,7 +201,11 @@ def _job_routes(app: FastAPI) -> None:
         return accepted
 
     @app.post("/v1/jobs:batch", status_code=202, tags=["jobs"])
-    async def submit_batch(batch: BatchSubmission, request: Request) -> BatchAccepted:
+    async def submit_batch(
+        batch: BatchSubmission,
+        request: Request,
+        traceparent: Annotated[str | None, Header(description=TRACEPARENT_DOC)] = None,
+    ) -> BatchAccepted:
         """Accept up to `max_batch_size` jobs in one Redis round trip; all or none."""
         state = _state(request)
         if len(batch.jobs) > state.settings.max_batch_size:
@@ -183,7 +214,7 @@ def _job_routes(app: FastAPI) -> None:
                 errors=[{"field": "jobs", "message": "too many jobs", "type": "too_long"}],
             )
         resolved = [
-            _resolve(state, sub, ("jobs", i), sub.idempotency_key)
+            _resolve(state, sub, ("jobs", i), sub.idempotency_key, _trace_header(traceparent))
             for i, sub in enumerate(batch.jobs)
         ]
         stored = await state.store.submit_many(resolved)

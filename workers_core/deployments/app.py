@@ -16,6 +16,7 @@ from ray.serve import Application
 from ray.serve.config import BackpressureConfig
 
 from workers_core.actors.pool import QueuePool
+from workers_core.actors.scaling import replica_count_options
 from workers_core.config import Settings
 from workers_core.deployments.gateway import Gateway
 from workers_core.tasks.registry import QueueSpec, TaskCatalog
@@ -45,7 +46,7 @@ def build_platform(settings: Settings) -> Application:
         spec = catalog.queue_spec(queue, settings)
         deployment = serve.deployment(
             name=pool_deployment_name(queue),
-            num_replicas=spec.replicas,
+            **replica_count_options(spec),  # fixed `replicas`, or backlog autoscaling
             ray_actor_options=pool_actor_options(spec),
             max_ongoing_requests=16,  # only pings and stats: work comes from the stream
             # Longer than the consumer's own grace period, so in-flight jobs finish first.

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import socket
 from typing import Any
 
 from fastapi import FastAPI
@@ -11,10 +14,15 @@ from ray.serve.handle import DeploymentHandle
 
 from workers_core.artifacts import artifact_store_from_settings
 from workers_core.config import Settings
-from workers_core.deployments.api import GatewayState, create_api
+from workers_core.deployments.api import GatewayState, _resolve, create_api
 from workers_core.deployments.completion import CompletionWaiter
+from workers_core.events.dispatcher import WebhookDispatcher
+from workers_core.jobs.scheduler import Scheduler
+from workers_core.jobs.schedules import ScheduleStore
 from workers_core.jobs.store import JobStore
 from workers_core.logs import configure_logging
+from workers_core.registry.actor import RayRegistryLink
+from workers_core.registry.errors import RegistryUnavailable
 from workers_core.tasks.registry import TaskCatalog
 
 
@@ -29,6 +37,9 @@ class Gateway:
         configure_logging(settings.log_level, settings.log_json)
         self.pools = pools
         store = JobStore.from_settings(settings)
+        registry = RayRegistryLink(settings)
+        with contextlib.suppress(RegistryUnavailable):  # created now (get_if_exists); if it
+            await registry.ready()  # fails, the routes answer 503 and try again per call
         self.state = GatewayState(
             settings=settings,
             store=store,
@@ -37,7 +48,27 @@ class Gateway:
             artifacts=artifact_store_from_settings(settings),
             probe_pool=self._probe_pool,
             queues=sorted(pools),
+            registry=registry,
         )
+        # Webhook deliveries: one dispatcher per replica, sharing the events' consumer group.
+        self.webhooks: WebhookDispatcher | None = None
+        if settings.webhook_dispatcher_enabled:
+            self.webhooks = WebhookDispatcher.from_settings(
+                settings, store.redis, consumer=f"gateway-{socket.gethostname()}-{os.getpid()}")
+            self.webhooks.start()
+        # Recurring jobs: every replica runs the loop; each tick still makes one job.
+        self.scheduler: Scheduler | None = None
+        if settings.schedule_enabled:
+            self.scheduler = Scheduler(
+                ScheduleStore(store, settings.schedule_history_len), store,
+                lambda sub, key: _resolve(self.state, sub, (), key), settings)
+            self.scheduler.start()
+
+    async def __del__(self) -> None:
+        if self.scheduler is not None:
+            await self.scheduler.stop()
+        if self.webhooks is not None:
+            await self.webhooks.stop()
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return create_api(self.state)

@@ -34,6 +34,7 @@ from workers_core.config import Settings
 from workers_core.errors import ConfigError, NonRetryable, OutcomeUnknown, Retry, WorkersError
 from workers_core.httputil import retry_after_s
 from workers_core.integrations.netguard import is_loopback_host
+from workers_core.observability import metrics
 
 # Worth trying again: Slack's transient failures (rollup_error is the webhook's 500 word).
 TEMPORARY_ERRORS = frozenset(
@@ -197,16 +198,21 @@ class SlackNotifier:
                 retry_handlers=_retry_handlers(),
                 logger=_sdk_log,
             )
-            try:
-                response = await call(client)
-            except SlackApiError as exc:
-                raise _api_error(f"Slack {method}", exc) from exc
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                raise _transport_error(f"Slack {method}", exc) from None
+            with metrics.external_call("slack", method):
+                try:
+                    response = await call(client)
+                except SlackApiError as exc:
+                    raise _api_error(f"Slack {method}", exc) from exc
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    raise _transport_error(f"Slack {method}", exc) from None
         return dict(response.data) if isinstance(response.data, dict) else {}
 
     async def post_webhook(self, message: SlackMessage) -> SlackPosted:
         """Incoming webhook post. Raises ``Retry``, ``NonRetryable`` or ``OutcomeUnknown``."""
+        with metrics.external_call("slack", "webhook"):
+            return await self._post_webhook(message)
+
+    async def _post_webhook(self, message: SlackMessage) -> SlackPosted:
         url = _secret(self.settings.slack_webhook_url, "WORKERS_SLACK_WEBHOOK_URL")
         async with self._session() as session:
             client = AsyncWebhookClient(

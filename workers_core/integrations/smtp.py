@@ -15,6 +15,7 @@ import aiosmtplib
 from workers_core.config import Settings
 from workers_core.errors import ConfigError, NonRetryable, OutcomeUnknown, Retry
 from workers_core.integrations.netguard import is_loopback_host
+from workers_core.observability import metrics
 
 
 class SmtpConfigError(ConfigError):
@@ -52,13 +53,14 @@ class SmtpSender:
         """Deliver; returns refused recipients. Raises ``Retry`` or ``NonRetryable``."""
         smtp = self._client()
         try:
-            try:
-                await smtp.connect()
-            except aiosmtplib.SMTPAuthenticationError as exc:
-                raise NonRetryable(f"SMTP authentication failed ({exc.code})") from exc
-            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-                raise Retry(f"SMTP relay unreachable: {type(exc).__name__}: {exc}") from exc
-            refused = await self._send(smtp, message)
+            with metrics.external_call("smtp", "send"):
+                try:
+                    await smtp.connect()
+                except aiosmtplib.SMTPAuthenticationError as exc:
+                    raise NonRetryable(f"SMTP authentication failed ({exc.code})") from exc
+                except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                    raise Retry(f"SMTP relay unreachable: {type(exc).__name__}: {exc}") from exc
+                refused = await self._send(smtp, message)
         finally:
             await self._quit(smtp)
         return {addr: f"{resp.code} {resp.message}" for addr, resp in refused.items()}

@@ -35,9 +35,51 @@ class RedisKeys:
     def index(self, kind: str = "all", value: str = "") -> str:
         return f"{self.prefix}:idx:{kind}" + (f":{value}" if value else "")
 
+    def submit_quota(self, client: str) -> str:
+        return f"{self.prefix}:quota:submit:{client}"
+
+    def schedule(self, schedule_id: str) -> str:
+        return f"{self.prefix}:schedule:{schedule_id}"
+
+    def schedule_fires(self, schedule_id: str) -> str:
+        return f"{self.prefix}:schedule:{schedule_id}:fires"
+
+    @property
+    def schedules(self) -> str:
+        """Every schedule id (score 0: listed by id)."""
+        return f"{self.prefix}:schedules"
+
+    @property
+    def schedules_due(self) -> str:
+        """Active schedule ids by next fire time (epoch seconds)."""
+        return f"{self.prefix}:schedules:due"
+
+    @property
+    def audit(self) -> str:
+        return f"{self.prefix}:audit"
+
     @property
     def events(self) -> str:
         return f"{self.prefix}:events"
+
+    @property
+    def webhooks(self) -> str:
+        """zset of webhook subscription ids, scored by creation time."""
+        return f"{self.prefix}:webhooks"
+
+    def webhook(self, webhook_id: str, part: str = "") -> str:
+        """A subscription's hash, or one of its parts (``deliveries``, ``dead``)."""
+        return f"{self.prefix}:webhook:{webhook_id}" + (f":{part}" if part else "")
+
+    @property
+    def webhook_due(self) -> str:
+        """zset of pending deliveries (``<webhook>|<event>``) scored by when they are due."""
+        return f"{self.prefix}:webhook-due"
+
+    @property
+    def webhook_pending(self) -> str:
+        """hash: pending delivery → its event and attempt count."""
+        return f"{self.prefix}:webhook-pending"
 
     @property
     def done_channel(self) -> str:

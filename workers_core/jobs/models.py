@@ -155,6 +155,8 @@ class Job(BaseModel):
     max_attempts: int
     correlation_id: str | None = None
     idempotency_key: str | None = None
+    traceparent: str | None = Field(
+        default=None, description="The submitter's W3C trace context (`traceparent` header).")
     created_at: datetime
     updated_at: datetime
     not_before: datetime | None = None
@@ -193,6 +195,7 @@ class Job(BaseModel):
             max_attempts=int(fields["max_attempts"]),
             correlation_id=fields.get("correlation_id") or None,
             idempotency_key=fields.get("idempotency_key") or None,
+            traceparent=fields.get("traceparent") or None,
             created_at=ts("created_at") or datetime.now(UTC),
             updated_at=ts("updated_at") or datetime.now(UTC),
             not_before=ts("not_before"),

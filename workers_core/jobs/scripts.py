@@ -25,14 +25,18 @@ local function set_status(id, old, new)
 end
 
 local function emit(etype, id, extra)
-  local j = redis.call('HMGET', jkey(id), 'task', 'queue', 'correlation_id', 'attempts', 'status')
+  local j = redis.call('HMGET', jkey(id), 'task', 'queue', 'correlation_id', 'attempts', 'status',
+                       'traceparent')
   local data = {job_id=id, task=j[1], queue=j[2], correlation_id=j[3] or '',
                 attempt=tonumber(j[4] or '0'), status=j[5]}
   if extra then for k, v in pairs(extra) do data[k] = v end end
   local seq = redis.call('INCR', P .. ':events:seq')
-  local ev = cjson.encode({specversion='1.0', id=tostring(seq), source='/workers-core/' .. (j[2] or ''),
-                           type=etype, subject=id, time=NOW_ISO,
-                           datacontenttype='application/json', data=data})
+  local ce = {specversion='1.0', id=tostring(seq), source='/workers-core/' .. (j[2] or ''),
+              type=etype, subject=id, time=NOW_ISO,
+              datacontenttype='application/json', data=data}
+  -- CloudEvents distributed-tracing extension: the submitter's W3C trace context.
+  if j[6] and j[6] ~= '' then ce.traceparent = j[6] end
+  local ev = cjson.encode(ce)
   redis.call('XADD', P .. ':events', 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'event', ev)
 end
 
@@ -110,7 +114,8 @@ return submit_jobs(cjson.decode(ARGV[6]), ARGV[5])
 """
 
 # ARGV[5] id, ARGV[6] entry, ARGV[7] consumer, ARGV[8] queue, ARGV[9] result ttl, ARGV[10] dlq maxlen
-# -> {'run', attempts, payload, task, max_attempts, correlation_id, then} | {'skip', status}
+# -> {'run', attempts, payload, task, max_attempts, correlation_id, then, traceparent}
+#    | {'skip', status}
 #    | {'dead'}
 START = PRELUDE + r"""
 local id, entry, consumer, queue = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
@@ -138,8 +143,8 @@ redis.call('HSET', jkey(id), 'started_at', NOW, 'consumer', consumer, 'entry', e
 set_status(id, st, 'running')
 emit('job.started', id, {consumer=consumer})
 local j = redis.call('HMGET', jkey(id), 'payload', 'task', 'max_attempts', 'correlation_id',
-                     'then')
-return {'run', attempts, j[1], j[2], j[3], j[4] or '', j[5] or ''}
+                     'then', 'traceparent')
+return {'run', attempts, j[1], j[2], j[3], j[4] or '', j[5] or '', j[6] or ''}
 """
 
 # ARGV[5] id, ARGV[6] entry, ARGV[7] attempt, ARGV[8] queue, ARGV[9] result json, ARGV[10] ttl,

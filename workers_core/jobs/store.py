@@ -35,6 +35,7 @@ from workers_core.jobs.models import (
     QueueStats,
     new_job_id,
 )
+from workers_core.observability import metrics
 
 UNAVAILABLE = (
     redis_errors.ConnectionError,
@@ -55,6 +56,7 @@ class NewJob:
     max_attempts: int
     idempotency_key: str | None = None
     parent_id: str | None = None
+    traceparent: str | None = None  # W3C trace context of the submitter (validated)
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class Delivery:
     max_attempts: int
     correlation_id: str | None
     then: list[FollowUp] = field(default_factory=list)
+    traceparent: str | None = None
 
 
 def fingerprint(sub: JobSubmission) -> str:
@@ -106,6 +109,8 @@ def _encode(job: NewJob, now: float) -> dict[str, Any]:
                                      for f in sub.then], separators=(",", ":"))
     if job.parent_id:
         fields["parent_id"] = job.parent_id
+    if job.traceparent:
+        fields["traceparent"] = job.traceparent
     due = ""
     if sub.not_before is not None:
         due = repr(sub.not_before.timestamp())
@@ -176,6 +181,8 @@ class JobStore:
                     job_id=job_id,
                 )
             out.append(Submitted(id=job_id, duplicate=verdict == "dup"))
+            if verdict == "new":
+                metrics.job_submitted(job.submission.task, job.queue)
         return out
 
     # -- reading --------------------------------------------------------------------------
@@ -313,12 +320,13 @@ class JobStore:
         )
         if reply[0] != "run":
             return None
-        _, attempt, payload, task, max_attempts, correlation_id, then = reply
+        _, attempt, payload, task, max_attempts, correlation_id, then, traceparent = reply
         return Delivery(
             job_id=job_id, entry=entry, attempt=int(attempt), task=task,
             payload=json.loads(payload), max_attempts=int(max_attempts),
             correlation_id=correlation_id or None,
             then=[FollowUp.model_validate(f) for f in json.loads(then)] if then else [],
+            traceparent=traceparent or None,
         )
 
     async def succeed(self, queue: str, d: Delivery, result: Any,

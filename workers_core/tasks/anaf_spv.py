@@ -53,12 +53,17 @@ class SpvTaskBase(Generic[ClientT]):
         await self.redis.aclose()
 
     async def health(self) -> Health:
-        checks = {"anaf": "configured" if self.settings.anaf_client_id else "no client id"}
+        """Redis answers and the API host accepts a connection (no request, no quota)."""
+        from workers_core.registry.probes import check_endpoint
+
+        checks = {"anaf": "configured" if self.settings.anaf_client_id else "no client id",
+                  "anaf_api": await check_endpoint(self.settings.anaf_api_url,
+                                                   self.settings.health_check_timeout_s)}
         try:
             await self.redis.ping()
         except Exception as exc:
             return Health(ok=False, checks={**checks, "redis": f"error: {type(exc).__name__}"})
-        return Health(ok=True, checks={**checks, "redis": "ok"})
+        return Health(ok=checks["anaf_api"].startswith("ok"), checks={**checks, "redis": "ok"})
 
 
 def cif_of(text: str) -> int:

@@ -164,6 +164,12 @@ class _JobNetwork:
         return self._cache[name]
 
 
+async def _health_page(url: str, method: str, headers: Mapping[str, str]) -> Reply:
+    """The one document of the health check; anything else it asked for would be refused."""
+    return Reply(200, {"content-type": "text/html; charset=utf-8"},
+                 b"<!doctype html><title>health</title>")
+
+
 class RenderPdf(Task[PdfPayload, PdfResult]):
     """One warm Chromium per replica; each job gets a fresh context and no network but its own."""
 
@@ -186,11 +192,19 @@ class RenderPdf(Task[PdfPayload, PdfResult]):
         await self.browser.start()
 
     async def health(self) -> Health:
+        """Chromium alive and printing an empty page end to end (a fresh context)."""
         try:
             version = await self.browser.start()  # a dead browser is replaced
+            blank = await self.browser.render(RenderRequest(
+                url=DOCUMENT_URL, serve=_health_page,
+                timeout_s=self.settings.health_check_timeout_s))
         except WorkersError as exc:
             return Health(ok=False, checks={"chromium": f"error: {exc.message}"})
-        return Health(ok=True, checks={"chromium": f"ok ({version})"})
+        printed = blank.pdf.startswith(b"%PDF-")
+        return Health(ok=printed, checks={
+            "chromium": f"ok ({version})",
+            "blank_page": f"ok ({blank.elapsed_s * 1000:.0f} ms)" if printed
+            else "error: the blank page did not print as a PDF"})
 
     async def close(self) -> None:
         await self.browser.close()

@@ -7,11 +7,21 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
 
-from workers_core.config import Settings
+from workers_core.config import QueueOverrides, Settings
 from workers_core.errors import UnknownTask, WorkersError
 from workers_core.tasks.base import Resources, Task
 
 ENTRY_POINT_GROUP = "workers_core.tasks"
+
+
+@dataclass(frozen=True)
+class Autoscaling:
+    """Replica bounds and the backlog target of an autoscaled pool (actors/scaling.py)."""
+
+    min_replicas: int
+    max_replicas: int
+    target_backlog: int
+    scale_down_cooldown_s: float
 
 
 @dataclass(frozen=True)
@@ -25,6 +35,7 @@ class QueueSpec:
     replicas: int
     time_limit_s: float
     visibility_timeout_s: float
+    autoscaling: Autoscaling | None = None  # None: a fixed `replicas` count
 
 
 class TaskCatalog:
@@ -79,7 +90,24 @@ class TaskCatalog:
             tasks=tasks,
             resources=resources,
             concurrency=o.concurrency or max(t.concurrency for t in tasks),
-            replicas=o.replicas if o.replicas is not None else 1,
+            replicas=o.replicas if o.replicas is not None else (
+                o.min_replicas or settings.pool_min_replicas),
             time_limit_s=time_limit,
             visibility_timeout_s=o.visibility_timeout_s or settings.visibility_timeout_s,
+            autoscaling=_autoscaling(o, settings),
         )
+
+
+def _autoscaling(o: QueueOverrides, settings: Settings) -> Autoscaling | None:
+    """The pool's bounds, or None for a fixed count (``replicas`` set, or min == max)."""
+    low = o.min_replicas or settings.pool_min_replicas
+    high = o.max_replicas or settings.pool_max_replicas
+    if o.replicas is not None or low == high:
+        return None
+    return Autoscaling(
+        min_replicas=low,
+        max_replicas=high,
+        target_backlog=o.target_backlog or settings.pool_target_backlog,
+        scale_down_cooldown_s=(o.scale_down_cooldown_s if o.scale_down_cooldown_s is not None
+                               else settings.pool_scale_down_cooldown_s),
+    )

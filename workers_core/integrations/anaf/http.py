@@ -36,6 +36,7 @@ from workers_core.integrations.anaf.errors import (
     AnafWafRejected,
 )
 from workers_core.jobs.retry import RetryPolicy
+from workers_core.observability import metrics
 from workers_core.ratelimit import Rate, RedisRateLimiter
 
 # doc_WS_V9.txt: "maxim 1 request pe secunda"; 5 % margin so network jitter never makes two
@@ -159,21 +160,24 @@ class AnafHttp:
             raise AnafUnavailable(f"{self.base_url}: {exc}", after_s=exc.retry_in_s) from exc
         for limiter in self.limiters:
             await limiter.acquire()
-        try:
-            response = await self.client.request(method, path, **kwargs)
-        except NOT_SENT as exc:
+        # Timed after the rate limiters: the latency is ANAF's, not our own pacing.
+        with metrics.external_call("anaf", metrics.operation_of(method, path)):
+            try:
+                response = await self.client.request(method, path, **kwargs)
+            except NOT_SENT as exc:
+                await self._answered()
+                self.breaker.record_failure()
+                raise AnafUnavailable(
+                    f"cannot reach {self.base_url}: {type(exc).__name__}") from exc
+            except httpx.TransportError as exc:
+                await self._answered()
+                self.breaker.record_failure()
+                what = f"no answer from {self.base_url}{path}: {type(exc).__name__}"
+                if not idempotent:
+                    raise OutcomeUnknown(what + "; ANAF may have acted") from exc
+                raise AnafUnavailable(what) from exc
             await self._answered()
-            self.breaker.record_failure()
-            raise AnafUnavailable(f"cannot reach {self.base_url}: {type(exc).__name__}") from exc
-        except httpx.TransportError as exc:
-            await self._answered()
-            self.breaker.record_failure()
-            what = f"no answer from {self.base_url}{path}: {type(exc).__name__}"
-            if not idempotent:
-                raise OutcomeUnknown(what + "; ANAF may have acted") from exc
-            raise AnafUnavailable(what) from exc
-        await self._answered()
-        return self._check(response, path, accept)
+            return self._check(response, path, accept)
 
     async def _answered(self) -> None:
         for limiter in self.limiters:

@@ -1,0 +1,1 @@
+"""Lifecycle events for outside listeners: the SSE reader and webhook subscriptions."""

@@ -1,0 +1,1 @@
+"""Metrics (``ray.util.metrics``) and W3C trace context for jobs."""
