@@ -330,3 +330,35 @@ def test_without_anafs_lists_the_report_says_the_check_was_skipped(
     report = validate_file(xml, root, nomenclature_dir=tmp_path / "absent")
     assert report.ok and len(report.checks_skipped) == 2
     assert "tax_codes.csv" in report.checks_skipped[0]
+
+
+@pytest.mark.parametrize("kind", [DeclarationKind.ANNUAL, DeclarationKind.ON_REQUEST])
+def test_assets_and_stock_are_written_and_checked(
+        kind: DeclarationKind, tmp_path: Path, root: Path) -> None:
+    data = tmp_path / "data"
+    write_sample(data, 60, seed=2, kind=kind)
+    target = tmp_path / "d406.xml"
+    summary = generate(data, target)
+    report = validate_file(target, root)
+    assert report.ok, report.violations[:3]
+    text = target.read_text()
+    if kind == DeclarationKind.ANNUAL:
+        assert summary.counts["assets"] == 3 and summary.counts["asset_transactions"] == 1
+        assert "<BookValueEnd>6600.00</BookValueEnd>" in text
+        streamed = validate_file(_edit(target, tmp_path, "<AssetTransactionDate>",
+                                       "<AssetTransactionDate>not-a-date"), root)
+        where = "/AuditFile/SourceDocuments/AssetTransactions/AssetTransaction[1]"
+        broken_master = _edit(target, tmp_path, "<BookValueEnd>6600.00</BookValueEnd>", "")
+        master = "/AuditFile/MasterFiles/Assets/Asset["
+    else:
+        assert summary.counts["stock"] == 1 and summary.counts["stock_movements"] == 2
+        assert "<NumberOfMovementLines>2</NumberOfMovementLines>" in text
+        streamed = validate_file(_edit(target, tmp_path, "<Quantity>-40</Quantity>",
+                                       "<Quantity>lots</Quantity>"), root)
+        where = "/AuditFile/SourceDocuments/MovementOfGoods/StockMovement[2]"
+        broken_master = _edit(target, tmp_path, "<UOMPhysicalStock>H87</UOMPhysicalStock>", "")
+        master = "/AuditFile/MasterFiles/PhysicalStock/PhysicalStockEntry["
+    assert [v.rule for v in streamed.violations] and streamed.violations[0].rule == "XSD"
+    assert streamed.violations[0].location.startswith(where), streamed.violations[0]
+    skeleton = validate_file(broken_master, root)
+    assert any(v.location.startswith(master) for v in skeleton.violations), skeleton.violations

@@ -19,7 +19,7 @@ from workers_core.saft import SaftInputError, generate
 from workers_core.saft.cli import saft
 from workers_core.saft.errors import SchemasUnavailable
 from workers_core.saft.inputs import input_path, read_typed
-from workers_core.saft.model import INPUT_FILES, Account, Transaction
+from workers_core.saft.model import INPUT_FILES, Account, Asset, Transaction
 from workers_core.saft.sample import write_sample
 from workers_core.saft.tabular import convert_jsonl
 from workers_core.tasks.base import JobContext
@@ -162,3 +162,15 @@ async def test_generate_task_takes_csv_and_parquet_artifacts_from_redis(
     await artifacts.get_to_file(result.xml_artifact_id, out)
     assert out.read_bytes() == jsonl_xml
     await artifacts.redis.aclose()  # type: ignore[attr-defined]
+
+
+def test_assets_have_no_flat_form_and_say_so(tmp_path: Path) -> None:
+    (tmp_path / "assets.csv").write_text("asset_id\nMF1\n")
+    with pytest.raises(SaftInputError, match=r"assets have no flat form"):
+        list(read_typed(tmp_path, "assets", Asset))
+    runner = CliRunner()
+    data = tmp_path / "data"
+    result = runner.invoke(saft, ["sample", str(data), "--lines", "40", "--kind", "A",
+                                  "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    assert (data / "assets.jsonl").is_file() and (data / "transactions.csv").is_file()

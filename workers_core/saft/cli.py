@@ -18,7 +18,7 @@ from workers_core.saft.errors import MalformedXml, SaftInputError, SchemasUnavai
 from workers_core.saft.inputs import input_path
 from workers_core.saft.model import INPUT_FILES, DeclarationKind
 from workers_core.saft.sample import write_sample
-from workers_core.saft.tabular import convert_jsonl
+from workers_core.saft.tabular import NESTED_ONLY, convert_jsonl
 from workers_core.saft.validate import SaftReport, validate_file
 from workers_core.saft.writer import generate
 from workers_core.schemas_cli import (
@@ -152,7 +152,7 @@ def sample_cmd(data_dir: str, lines: int, seed: int, kind: str, fmt: str) -> Non
     if fmt != "jsonl":
         for kind_name in INPUT_FILES:
             source = input_path(target, kind_name, "jsonl")
-            if source.is_file():
+            if source.is_file() and kind_name not in NESTED_ONLY:
                 convert_jsonl(source, input_path(target, kind_name, fmt),  # type: ignore[arg-type]
                               fmt, kind_name)  # type: ignore[arg-type]
                 source.unlink()

@@ -266,6 +266,149 @@ class Payment(_Record):
     gross_total: Money
 
 
+class Owner(_Record):
+    """``Owners/Owner``: who owns stock held here (``PhysicalStock`` names it by id)."""
+
+    owner_id: Middle1
+    name: Long
+    account_id: Middle2
+    address: Address
+    registration_number: Middle1 | None = None
+
+
+class MovementType(_Record):
+    """``MovementTypeTable``: the codes ``StockMovement/MovementType`` may use."""
+
+    movement_type: Code
+    description: Long
+
+
+class StockEntry(_Record):
+    """``PhysicalStockEntry``: a product's stock in a warehouse (filed on ANAF's request)."""
+
+    warehouse_id: Middle1
+    product_code: Middle2
+    product_type: Short
+    commodity_code: Middle1
+    owner_id: Middle1
+    uom: Code
+    unit_price: Money
+    opening_quantity: Decimal
+    opening_value: Money
+    closing_quantity: Decimal
+    closing_value: Money
+    location_id: Short | None = None
+    stock_account: Middle2 | None = None
+    product_status: Short | None = None
+    conversion_factor: Decimal = Decimal(1)
+    characteristic: Short = Field(default="NA", description="StockCharacteristic (required).")
+    characteristic_value: Middle1 = "NA"
+
+
+class StockMovementLine(_Record):
+    line_number: Short
+    account_id: Middle2
+    product_code: Middle2
+    quantity: Decimal
+    uom: Code
+    movement_sub_type: Code
+    customer_id: Middle1 = NO_PARTNER
+    supplier_id: Middle1 = NO_PARTNER
+    transaction_id: Middle2 | None = None
+    stock_account: Middle2 | None = None
+    conversion_factor: Decimal = Decimal(1)
+    book_value: Money | None = None
+    comments: Long | None = None
+    taxes: list[Tax] = Field(default_factory=list)
+
+
+class StockMovement(_Record):
+    """``MovementOfGoods/StockMovement``: a receipt, issue or transfer with its lines."""
+
+    reference: Middle1
+    date: dt.date
+    movement_type: Code
+    lines: list[StockMovementLine] = Field(min_length=1)
+    posting_date: dt.date | None = None
+    document_type: Short | None = None
+    document_number: Middle1 | None = None
+
+
+class AssetSupplier(_Record):
+    name: Middle2
+    supplier_id: Middle1
+    address: Address
+
+
+class ExtraordinaryDepreciation(_Record):
+    method: Middle1
+    amount: Money
+
+
+class AssetValuation(_Record):
+    """``Asset/Valuations/Valuation``: one valuation (accounting, tax, ...) of the period."""
+
+    valuation_type: Short
+    valuation_class: Short
+    cost_begin: Money = Field(description="AcquisitionAndProductionCostsBegin")
+    cost_end: Money = Field(description="AcquisitionAndProductionCostsEnd")
+    book_value_begin: Money
+    depreciation_method: Middle1
+    depreciation_percentage: Decimal
+    depreciation: Money = Field(description="DepreciationForPeriod")
+    accumulated_depreciation: Money
+    book_value_end: Money
+    life_years: Decimal | None = None
+    life_months: Decimal | None = None
+    investment_support: Money = Decimal(0)
+    addition: Money = Decimal(0)
+    transfers: Money = Decimal(0)
+    disposal: Money = Decimal(0)
+    appreciation: Money = Decimal(0)
+    extraordinary: list[ExtraordinaryDepreciation] = Field(
+        default_factory=lambda: [ExtraordinaryDepreciation(method="NA", amount=Decimal(0))],
+        min_length=1)
+
+    @model_validator(mode="after")
+    def _one_life(self) -> AssetValuation:
+        if (self.life_years is None) == (self.life_months is None):
+            raise ValueError("give exactly one of life_years, life_months")
+        return self
+
+
+class Asset(_Record):
+    """``Assets/Asset``: a fixed asset with its valuations (filed annually, D406 A)."""
+
+    asset_id: Middle1
+    account_id: Middle2
+    description: Long
+    acquired: dt.date = Field(description="DateOfAcquisition")
+    started: dt.date = Field(description="StartUpDate")
+    valuations: list[AssetValuation] = Field(min_length=1)
+    suppliers: list[AssetSupplier] = Field(default_factory=list)
+    purchase_order_date: dt.date | None = None
+
+
+class AssetTransactionValuation(_Record):
+    cost: Money = Field(description="AcquisitionAndProductionCostsOnTransaction")
+    book_value: Money = Field(description="BookValueOnTransaction")
+    amount: Money = Field(description="AssetTransactionAmount")
+    valuation_type: Short | None = None
+
+
+class AssetTransaction(_Record):
+    """``AssetTransactions/AssetTransaction``: an acquisition, disposal, revaluation..."""
+
+    asset_transaction_id: Middle2
+    asset_id: Middle1
+    type: Code
+    date: dt.date
+    transaction_id: Middle2 = Field(description="The GL transaction that records it.")
+    valuations: list[AssetTransactionValuation] = Field(min_length=1)
+    description: Long | None = None
+    supplier: AssetSupplier | None = None
+
+
 InputKind = Literal[
     "accounts",
     "customers",
@@ -278,6 +421,12 @@ InputKind = Literal[
     "sales_invoices",
     "purchase_invoices",
     "payments",
+    "owners",
+    "movement_types",
+    "stock",
+    "stock_movements",
+    "assets",
+    "asset_transactions",
 ]
 INPUT_FILES: dict[InputKind, type[_Record]] = {
     "accounts": Account,
@@ -291,4 +440,10 @@ INPUT_FILES: dict[InputKind, type[_Record]] = {
     "sales_invoices": Invoice,
     "purchase_invoices": Invoice,
     "payments": Payment,
+    "owners": Owner,
+    "movement_types": MovementType,
+    "stock": StockEntry,
+    "stock_movements": StockMovement,
+    "assets": Asset,
+    "asset_transactions": AssetTransaction,
 }

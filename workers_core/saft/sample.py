@@ -22,6 +22,11 @@ from workers_core.saft.inputs import HEADER_FILE
 from workers_core.saft.model import (
     Account,
     Address,
+    Asset,
+    AssetSupplier,
+    AssetTransaction,
+    AssetTransactionValuation,
+    AssetValuation,
     Company,
     DeclarationKind,
     FileHeader,
@@ -29,11 +34,16 @@ from workers_core.saft.model import (
     Invoice,
     InvoiceLine,
     Journal,
+    MovementType,
+    Owner,
     Partner,
     Payment,
     PaymentLine,
     Period,
     Product,
+    StockEntry,
+    StockMovement,
+    StockMovementLine,
     Tax,
     TaxCode,
     Transaction,
@@ -341,4 +351,52 @@ def write_sample(
     _write(data_dir, "sales_invoices", [_invoice(tx, True) for tx in kept["VZ"]])
     _write(data_dir, "purchase_invoices", [_invoice(tx, False) for tx in kept["AC"]])
     _write(data_dir, "payments", [_payment(tx) for tx in kept["BK"]])
+    if kind == DeclarationKind.ANNUAL:  # assets are filed with the annual D406
+        _write_assets(data_dir, header, kept["AC"][0].transaction_id if kept["AC"] else "0")
+    if kind == DeclarationKind.ON_REQUEST:  # stock is filed on ANAF's request
+        _write_stock(data_dir, header)
     return header
+
+
+def _write_assets(data_dir: Path, header: FileHeader, gl_transaction: str) -> None:
+    start = header.period.start
+    supplier = AssetSupplier(name="Furnizor utilaje SRL", supplier_id=f"00{COMPANY_CUI}",
+                             address=ADDRESS)
+    valuation = AssetValuation(
+        valuation_type="CONTABIL", valuation_class="2131", cost_begin=Decimal("12000.00"),
+        cost_end=Decimal("12000.00"), book_value_begin=Decimal("9000.00"),
+        depreciation_method="LINIAR", depreciation_percentage=Decimal(20),
+        depreciation=Decimal("2400.00"), accumulated_depreciation=Decimal("5400.00"),
+        book_value_end=Decimal("6600.00"), life_years=Decimal(5))
+    _write(data_dir, "assets", [
+        Asset(asset_id=f"MF{n}", account_id="2131", description=f"Utilaj {n}",
+              acquired=start.replace(year=start.year - 2), started=start.replace(
+                  year=start.year - 2), valuations=[valuation], suppliers=[supplier])
+        for n in range(1, 4)])
+    _write(data_dir, "asset_transactions", [AssetTransaction(
+        asset_transaction_id="AT1", asset_id="MF1", type="130", date=start,
+        transaction_id=gl_transaction, description="Amortizare",
+        valuations=[AssetTransactionValuation(cost=Decimal("12000.00"),
+                                              book_value=Decimal("6600.00"),
+                                              amount=Decimal("2400.00"))])])
+
+
+def _write_stock(data_dir: Path, header: FileHeader) -> None:
+    _write(data_dir, "owners", [Owner(owner_id=f"00{COMPANY_CUI}", name="Firma Demo SRL",
+                                      account_id="371", address=ADDRESS,
+                                      registration_number=str(COMPANY_CUI))])
+    _write(data_dir, "movement_types", [
+        MovementType(movement_type="10", description="Intrare din achizitie"),
+        MovementType(movement_type="20", description="Iesire prin vanzare")])
+    _write(data_dir, "stock", [StockEntry(
+        warehouse_id="D1", product_code="P1", product_type="MARFA", commodity_code="0",
+        owner_id=f"00{COMPANY_CUI}", uom="H87", unit_price=Decimal("10.00"),
+        opening_quantity=Decimal(100), opening_value=Decimal("1000.00"),
+        closing_quantity=Decimal(80), closing_value=Decimal("800.00"))])
+    _write(data_dir, "stock_movements", [
+        StockMovement(reference=f"NIR{n}", date=header.period.start, movement_type=kind,
+                      document_type="NIR" if kind == "10" else "AVIZ", document_number=str(n),
+                      lines=[StockMovementLine(line_number="1", account_id="371",
+                                               product_code="P1", quantity=qty, uom="H87",
+                                               movement_sub_type=kind)])
+        for n, (kind, qty) in enumerate((("10", Decimal(20)), ("20", Decimal(-40))), start=1)])

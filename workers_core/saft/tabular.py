@@ -27,7 +27,11 @@ GROUPED_BY: dict[InputKind, str] = {
     "sales_invoices": "invoice_no",
     "purchase_invoices": "invoice_no",
     "payments": "payment_ref_no",
+    "stock_movements": "reference",
 }
+# Records with lists of structures below their lines: no flat form, JSON Lines or nested
+# Parquet only.
+NESTED_ONLY: frozenset[InputKind] = frozenset({"assets", "asset_transactions"})
 PARQUET_BATCH_ROWS = 4096
 PARQUET_MAGIC = b"PAR1"
 
@@ -73,7 +77,7 @@ def grouped(rows: Iterator[tuple[int, dict[str, Any]]], kind: InputKind,
         if not isinstance(line, dict):
             raise SaftInputError(f"{where}: a {kind} row needs its line's columns "
                                  f"({LINE}.account_id, ...)", file=str(path), line=number)
-        if kind == "transactions" and "tax" in line:  # one tax per row; GL lines take a list
+        if kind in ("transactions", "stock_movements") and "tax" in line:  # one per row
             line["taxes"] = [line.pop("tax")]
         if record is not None and fields == parent:
             record["lines"].append(line)
@@ -128,6 +132,9 @@ def parquet_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 def table_records(path: Path, fmt: TableFormat,
                   kind: InputKind) -> Iterator[tuple[int, dict[str, Any]]]:
+    if fmt == "csv" and kind in NESTED_ONLY:
+        raise SaftInputError(f"{path.name}: {kind} have no flat form: give {kind}.jsonl or a "
+                             "Parquet file with nested columns", file=str(path))
     rows = csv_rows(path) if fmt == "csv" else parquet_rows(path)
     return grouped(rows, kind, path)
 
@@ -142,7 +149,7 @@ def flatten(record: Mapping[str, Any], kind: InputKind) -> Iterator[dict[str, An
     parent = {k: v for k, v in fields.items() if not k.startswith("lines")}
     for line in record["lines"]:
         line = dict(line)
-        if kind == "transactions":
+        if kind in ("transactions", "stock_movements"):
             taxes = line.pop("taxes", None) or []
             if len(taxes) > 1:
                 raise SaftInputError(f"{kind}: a table row carries one tax; "

@@ -44,9 +44,14 @@ _REPEATED = frozenset(
         "InvoiceLine",
         "Payment",
         "PaymentLine",
+        "Asset",
+        "StockMovement",
+        "StockMovementLine",
+        "AssetTransaction",
+        "PhysicalStockEntry",
     }
 )
-_STREAMED = ("Transaction", "Invoice", "Payment")
+_STREAMED = ("Transaction", "Invoice", "Payment", "StockMovement", "AssetTransaction")
 _WATCHED = (
     "Header",
     "Account",
@@ -95,6 +100,8 @@ class SaftSchema:
         for xpath in (
             "//xs:element[@name='Journal']//xs:element[@name='Transaction']",
             "//xs:element[@name='Payments']//xs:element[@name='Payment']",
+            "//xs:element[@name='MovementOfGoods']//xs:element[@name='StockMovement']",
+            "//xs:element[@name='AssetTransactions']//xs:element[@name='AssetTransaction']",
         ):
             declaration = copy.deepcopy(root.xpath(xpath, namespaces=xs)[0])
             for attr in ("minOccurs", "maxOccurs"):  # not allowed on a global element
@@ -172,6 +179,8 @@ class _Position:
     sales: int = 0
     purchases: int = 0
     payments: int = 0
+    movements: int = 0
+    asset_transactions: int = 0
 
 
 def _namespace(path: Path) -> str:
@@ -236,6 +245,14 @@ class _Pass:
         elif local == "Payment":
             at.payments += 1
             self._stream_xsd(el, f"/AuditFile/SourceDocuments/Payments/Payment[{at.payments}]")
+        elif local == "StockMovement":
+            at.movements += 1
+            self._stream_xsd(
+                el, f"/AuditFile/SourceDocuments/MovementOfGoods/StockMovement[{at.movements}]")
+        elif local == "AssetTransaction":
+            at.asset_transactions += 1
+            self._stream_xsd(el, "/AuditFile/SourceDocuments/AssetTransactions/"
+                                 f"AssetTransaction[{at.asset_transactions}]")
         elif local == "GeneralLedgerEntries" and at.journal == 0:
             rules.gl_declared(el)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import itertools
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -26,12 +27,19 @@ from workers_core.saft.inputs import input_path, read_header, read_records, read
 from workers_core.saft.model import (
     Account,
     Address,
+    Asset,
+    AssetSupplier,
+    AssetTransaction,
     FileHeader,
     Invoice,
     Journal,
+    MovementType,
+    Owner,
     Partner,
     Payment,
     Product,
+    StockEntry,
+    StockMovement,
     Tax,
     TaxCode,
     Transaction,
@@ -207,6 +215,153 @@ def product_element(p: Product) -> etree._Element:
         ("UOMToUOMBaseConversionFactor", p.conversion_factor),
     ):
         _add(el, tag, value)
+    return el
+
+
+def owner_element(o: Owner) -> etree._Element:
+    el = etree.Element("Owner")
+    company = _add(el, "CompanyStructure")
+    _add(company, "RegistrationNumber", o.registration_number or o.owner_id)
+    _add(company, "Name", o.name)
+    _address(company, "Address", o.address)
+    _add(el, "OwnerID", o.owner_id)
+    _add(el, "AccountID", o.account_id)
+    return el
+
+
+def movement_type_element(m: MovementType) -> etree._Element:
+    el = etree.Element("MovementTypeTableEntry")
+    _add(el, "MovementType", m.movement_type)
+    _add(el, "Description", m.description)
+    return el
+
+
+def _optional(el: etree._Element, pairs: tuple[tuple[str, object | None], ...]) -> None:
+    for tag, value in pairs:
+        if value is not None:
+            _add(el, tag, value)
+
+
+def stock_entry_element(e: StockEntry) -> etree._Element:
+    el = etree.Element("PhysicalStockEntry")
+    _add(el, "WarehouseID", e.warehouse_id)
+    _optional(el, (("LocationID", e.location_id),))
+    _add(el, "ProductCode", e.product_code)
+    _optional(el, (("StockAccountNo", e.stock_account),))
+    _add(el, "ProductType", e.product_type)
+    _optional(el, (("ProductStatus", e.product_status),))
+    for tag, value in (
+        ("StockAccountCommodityCode", e.commodity_code),
+        ("OwnerID", e.owner_id),
+        ("UOMPhysicalStock", e.uom),
+        ("UOMToUOMBaseConversionFactor", e.conversion_factor),
+        ("UnitPrice", _money(e.unit_price)),
+        ("OpeningStockQuantity", e.opening_quantity),
+        ("OpeningStockValue", _money(e.opening_value)),
+        ("ClosingStockQuantity", e.closing_quantity),
+        ("ClosingStockValue", _money(e.closing_value)),
+    ):
+        _add(el, tag, value)
+    characteristics = _add(el, "StockCharacteristics")
+    _add(characteristics, "StockCharacteristic", e.characteristic)
+    _add(characteristics, "StockCharacteristicValue", e.characteristic_value)
+    return el
+
+
+def stock_movement_element(m: StockMovement, currency: str) -> etree._Element:
+    el = etree.Element("StockMovement")
+    _add(el, "MovementReference", m.reference)
+    _add(el, "MovementDate", m.date)
+    _optional(el, (("MovementPostingDate", m.posting_date),))
+    _add(el, "MovementType", m.movement_type)
+    if m.document_type is not None and m.document_number is not None:
+        document = _add(el, "DocumentReference")
+        _add(document, "DocumentType", m.document_type)
+        _add(document, "DocumentNumber", m.document_number)
+    for line in m.lines:
+        ln = _add(el, "StockMovementLine")
+        _add(ln, "LineNumber", line.line_number)
+        _add(ln, "AccountID", line.account_id)
+        _optional(ln, (("TransactionID", line.transaction_id),))
+        _add(ln, "CustomerID", line.customer_id)
+        _add(ln, "SupplierID", line.supplier_id)
+        _add(ln, "ProductCode", line.product_code)
+        _optional(ln, (("StockAccountNo", line.stock_account),))
+        _add(ln, "Quantity", line.quantity)
+        _add(ln, "UnitOfMeasure", line.uom)
+        _add(ln, "UOMToUOMPhysicalStockConversionFactor", line.conversion_factor)
+        if line.book_value is not None:
+            _add(ln, "BookValue", _money(line.book_value))
+        _add(ln, "MovementSubType", line.movement_sub_type)
+        _optional(ln, (("MovementComments", line.comments),))
+        for tax in line.taxes:
+            _tax(ln, "TaxInformation", tax, currency)
+    return el
+
+
+def _asset_supplier(parent: etree._Element, s: AssetSupplier) -> None:
+    el = _add(parent, "AssetSupplier")
+    _add(el, "SupplierName", s.name)
+    _add(el, "SupplierID", s.supplier_id)
+    _address(el, "PostalAddress", s.address)
+
+
+def asset_element(a: Asset) -> etree._Element:
+    el = etree.Element("Asset")
+    _add(el, "AssetID", a.asset_id)
+    _add(el, "AccountID", a.account_id)
+    _add(el, "Description", a.description)
+    for supplier in a.suppliers:
+        _asset_supplier(el, supplier)
+    _optional(el, (("PurchaseOrderDate", a.purchase_order_date),))
+    _add(el, "DateOfAcquisition", a.acquired)
+    _add(el, "StartUpDate", a.started)
+    valuations = _add(el, "Valuations")
+    for v in a.valuations:
+        val = _add(valuations, "Valuation")
+        _add(val, "AssetValuationType", v.valuation_type)
+        _add(val, "ValuationClass", v.valuation_class)
+        _add(val, "AcquisitionAndProductionCostsBegin", _money(v.cost_begin))
+        _add(val, "AcquisitionAndProductionCostsEnd", _money(v.cost_end))
+        _add(val, "InvestmentSupport", _money(v.investment_support))
+        if v.life_years is not None:
+            _add(val, "AssetLifeYear", v.life_years)
+        else:
+            _add(val, "AssetLifeMonth", v.life_months)
+        for tag, amount in (("AssetAddition", v.addition), ("Transfers", v.transfers),
+                            ("AssetDisposal", v.disposal), ("BookValueBegin", v.book_value_begin)):
+            _add(val, tag, _money(amount))
+        _add(val, "DepreciationMethod", v.depreciation_method)
+        _add(val, "DepreciationPercentage", v.depreciation_percentage)
+        _add(val, "DepreciationForPeriod", _money(v.depreciation))
+        _add(val, "AppreciationForPeriod", _money(v.appreciation))
+        extraordinary = _add(val, "ExtraordinaryDepreciationsForPeriod")
+        for x in v.extraordinary:
+            entry = _add(extraordinary, "ExtraordinaryDepreciationForPeriod")
+            _add(entry, "ExtraordinaryDepreciationMethod", x.method)
+            _add(entry, "ExtraordinaryDepreciationAmountForPeriod", _money(x.amount))
+        _add(val, "AccumulatedDepreciation", _money(v.accumulated_depreciation))
+        _add(val, "BookValueEnd", _money(v.book_value_end))
+    return el
+
+
+def asset_transaction_element(t: AssetTransaction) -> etree._Element:
+    el = etree.Element("AssetTransaction")
+    _add(el, "AssetTransactionID", t.asset_transaction_id)
+    _add(el, "AssetID", t.asset_id)
+    _add(el, "AssetTransactionType", t.type)
+    _optional(el, (("Description", t.description),))
+    _add(el, "AssetTransactionDate", t.date)
+    if t.supplier is not None:
+        _asset_supplier(el, t.supplier)
+    _add(el, "TransactionID", t.transaction_id)
+    valuations = _add(el, "AssetTransactionValuations")
+    for v in t.valuations:
+        val = _add(valuations, "AssetTransactionValuation")
+        _optional(val, (("AssetValuationType", v.valuation_type),))
+        _add(val, "AcquisitionAndProductionCostsOnTransaction", _money(v.cost))
+        _add(val, "BookValueOnTransaction", _money(v.book_value))
+        _add(val, "AssetTransactionAmount", _money(v.amount))
     return el
 
 
@@ -416,6 +571,27 @@ def _write_many(
     summary.counts[name] = count
 
 
+def _write_section(
+    sink: _Sink,
+    summary: GenerateSummary,
+    name: str,
+    section: str,
+    items: Iterator[BaseModel],
+    build: Callable[[Any], etree._Element],
+    omit: bool = False,
+) -> None:
+    """A section of records; empty, it is ``<Section/>`` (or left out with ``omit``), the
+    same bytes from the streaming writer and the whole tree."""
+    first = next(items, None)
+    if first is None:
+        summary.counts[name] = 0
+        if not omit:
+            sink.write(etree.Element(section))
+        return
+    with sink.section(section):
+        _write_many(sink, summary, name, itertools.chain([first], items), build)
+
+
 def _partner_as(tag: str, p: Partner) -> etree._Element:
     return partner_element(p, tag)
 
@@ -450,14 +626,20 @@ def _master_files(sink: _Sink, data_dir: Path, summary: GenerateSummary) -> None
         summary.counts["tax_table"] = sum(len(c) for c in by_type.values())
     with sink.section("UOMTable"):
         _write_many(sink, summary, "uom", read_typed(data_dir, "uom", Uom), uom_element)
-    for empty in ("AnalysisTypeTable", "MovementTypeTable"):
-        sink.write(etree.Element(empty))
+    sink.write(etree.Element("AnalysisTypeTable"))
+    _write_section(sink, summary, "movement_types", "MovementTypeTable",
+                   read_typed(data_dir, "movement_types", MovementType), movement_type_element)
     with sink.section("Products"):
         _write_many(
             sink, summary, "products", read_typed(data_dir, "products", Product), product_element
         )
-    for empty in ("Owners", "Assets"):  # Assets: annual filings; not generated yet
-        sink.write(etree.Element(empty))
+    # PhysicalStock (on ANAF's request) is left out when empty: it needs one entry at least.
+    _write_section(sink, summary, "stock", "PhysicalStock",
+                   read_typed(data_dir, "stock", StockEntry), stock_entry_element, omit=True)
+    _write_section(sink, summary, "owners", "Owners", read_typed(data_dir, "owners", Owner),
+                   owner_element)
+    _write_section(sink, summary, "assets", "Assets",  # annual filings (A); empty otherwise
+                   read_typed(data_dir, "assets", Asset), asset_element)
 
 
 def _journals(sink: _Sink, data_dir: Path, currency: str, summary: GenerateSummary) -> None:
@@ -513,7 +695,23 @@ def _source_documents(sink: _Sink, data_dir: Path, currency: str, summary: Gener
             read_typed(data_dir, "payments", Payment),
             lambda p: payment_element(p, currency),
         )
-    sink.write(etree.Element("MovementOfGoods"))  # required, empty until stock is supported
+    lines = sum(len(m.lines) for m in read_typed(data_dir, "stock_movements", StockMovement))
+    if not lines:  # required; empty without stock movements
+        sink.write(etree.Element("MovementOfGoods"))
+        summary.counts["stock_movements"] = 0
+    else:
+        with sink.section("MovementOfGoods"):
+            _simple(sink, "NumberOfMovementLines", lines)
+            _write_many(sink, summary, "stock_movements",
+                        read_typed(data_dir, "stock_movements", StockMovement),
+                        lambda m: stock_movement_element(m, currency))
+    if input_path(data_dir, "asset_transactions").is_file():
+        with sink.section("AssetTransactions"):
+            _simple(sink, "NumberOfAssetTransactions", sum(
+                1 for _ in read_typed(data_dir, "asset_transactions", AssetTransaction)))
+            _write_many(sink, summary, "asset_transactions",
+                        read_typed(data_dir, "asset_transactions", AssetTransaction),
+                        asset_transaction_element)
 
 
 def _document(sink: _Sink, data_dir: Path, header: FileHeader) -> GenerateSummary:
