@@ -30,7 +30,7 @@ from workers_core.client import (
     WaitTimeout,
     WorkersClient,
 )
-from workers_core.jobs.models import Job, JobStatus
+from workers_core.jobs.models import Job, JobStatus, QueueStats
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 EXIT_JOB_FAILED, EXIT_JOB_CANCELLED, EXIT_WAIT_TIMEOUT = 3, 4, 5
@@ -194,11 +194,20 @@ def jobs(ctx: click.Context, task: str | None, status: str | None, limit: int,
     _table(("ID", "TASK", "STATUS", "ATTEMPTS", "CREATED (UTC)", "ERROR"), rows)
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def queues(ctx: click.Context, as_json: bool) -> None:
-    """Per queue: length, pending, lag, delayed, dead-lettered, replicas."""
+    """Per queue: length, pending, lag, delayed, dead-lettered, replicas, drain and target.
+
+    \b
+    workers-core queues
+    workers-core queues drain ocr      # take no new jobs; in-flight ones finish
+    workers-core queues resume ocr
+    workers-core queues scale ocr 3    # within the pool's min/max; `auto`: backlog rule
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     with _client(ctx) as wc:
         stats = wc.queues()
     if as_json:
@@ -207,6 +216,44 @@ def queues(ctx: click.Context, as_json: bool) -> None:
     rows = [(q.queue, q.length, q.pending, q.lag, f"{q.oldest_waiting_s:.1f}", q.delayed,
              q.dead_lettered, q.replicas) for q in stats]
     _table(("QUEUE", "LENGTH", "PENDING", "LAG", "OLDEST_S", "DELAYED", "DEAD", "REPLICAS"), rows)
+
+
+def _pool_state(q: QueueStats) -> None:
+    target = "auto" if q.operator_target is None else q.operator_target
+    click.echo(f"{q.queue}: {'draining' if q.draining else 'taking jobs'}, target {target}, "
+               f"replicas {q.replicas} (min {q.min_replicas}, max {q.max_replicas})")
+
+
+@queues.command("drain")
+@click.argument("queue")
+@click.pass_context
+def queues_drain(ctx: click.Context, queue: str) -> None:
+    """Stop the pool taking new jobs; in-flight jobs finish (needs ops:admin)."""
+    with _client(ctx) as wc:
+        _pool_state(wc.drain(queue))
+
+
+@queues.command("resume")
+@click.argument("queue")
+@click.pass_context
+def queues_resume(ctx: click.Context, queue: str) -> None:
+    """Undo `drain` (needs ops:admin)."""
+    with _client(ctx) as wc:
+        _pool_state(wc.resume(queue))
+
+
+@queues.command("scale")
+@click.argument("queue")
+@click.argument("replicas")
+@click.pass_context
+def queues_scale(ctx: click.Context, queue: str, replicas: str) -> None:
+    """Ask an autoscaled pool for REPLICAS within its min/max, or `auto` (needs ops:admin)."""
+    try:
+        wanted = None if replicas == "auto" else int(replicas)
+    except ValueError:
+        raise click.BadParameter("a whole number, or `auto`", param_hint="REPLICAS") from None
+    with _client(ctx) as wc:
+        _pool_state(wc.scale(queue, wanted))
 
 
 @main.command()
@@ -437,6 +484,22 @@ def sandbox_anaf(host: str, port: int) -> None:
     from workers_core.sandbox.anaf import main as serve_anaf
 
     serve_anaf(["--host", host, "--port", str(port)])
+
+
+@sandbox.command("reges")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8099, show_default=True)
+def sandbox_reges(host: str, port: int) -> None:
+    """REGES-ONLINE: the Keycloak password grant, submit → receipt, the FIFO result queue
+    (Read/CommitRead/PollMessage), schema errors as 400 (judged by reges.xsd when present).
+
+    \b
+    Example:
+      workers-core sandbox reges --port 8099
+    """
+    from workers_core.sandbox.reges import main as serve_reges
+
+    serve_reges(["--host", host, "--port", str(port)])
 
 
 def _register_subgroups() -> None:

@@ -382,7 +382,9 @@ class Settings(BaseSettings):
         # A pooled connection that went stale (Redis restarted) fails on first use: retry
         # connection errors only; a timeout may mean the command ran, so it is not retried.
         kwargs: dict[str, Any] = {
-            "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3),
+            # supported_errors given: Retry's default also retries TimeoutError.
+            "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3,
+                           supported_errors=(redis_errors.ConnectionError,)),
             "retry_on_error": [redis_errors.ConnectionError],
             "socket_timeout": self.redis_socket_timeout_s,
             "socket_connect_timeout": self.redis_connect_timeout_s,
@@ -392,3 +394,13 @@ class Settings(BaseSettings):
         if self.redis_password is not None:
             kwargs["password"] = self.redis_password.get_secret_value()
         return kwargs
+
+
+SettingsArgs = dict[str, Any]
+
+
+def resolve_settings(given: Settings | SettingsArgs) -> Settings:
+    """A replica's Settings. ``build_app`` binds only the config's ``args`` (never secrets):
+    each replica reads its secrets from its own environment, so none is pickled into Serve's
+    deployment arguments, which the GCS keeps (in Redis, with fault tolerance on)."""
+    return given if isinstance(given, Settings) else Settings(**given)

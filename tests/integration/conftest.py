@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -84,6 +85,11 @@ def _wait_ready(http: httpx.Client, timeout_s: float = 120) -> None:
 
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
+    # A loaded 2-core machine can take over Ray's default 60 s to start a raylet.
+    os.environ.setdefault("RAY_raylet_start_wait_time_s", "300")
+    # ...and its metrics agent: past this the raylet aborts ("Timed out waiting for file
+    # .../metrics_agent_port_*", ray-project/ray#65983) and the whole session is lost.
+    os.environ.setdefault("RAY_agent_register_timeout_ms", "300000")
     # Logical CPUs: replicas reserve fractions; the machine has 2 real cores.
     ray.init(
         num_cpus=8, include_dashboard=False, log_to_driver=False, namespace="workers-core-tests"

@@ -97,7 +97,8 @@ class IsolatedAutoscalingCluster(AutoscalingCluster):  # type: ignore[misc]
             cmd.append(f"--object-store-memory={head.pop('object_store_memory')}")
         if head:
             cmd.append(f"--resources={json.dumps(head)}")
-        env = {**os.environ, "AUTOSCALER_UPDATE_INTERVAL_S": "1", "RAY_FAKE_CLUSTER": "1",
+        env = {"RAY_raylet_start_wait_time_s": "300", **os.environ,
+               "AUTOSCALER_UPDATE_INTERVAL_S": "1", "RAY_FAKE_CLUSTER": "1",
                **(override_env or {})}
         subprocess.run(cmd, env=env, check=True)
         ray._private.services.find_gcs_addresses.cache_clear()

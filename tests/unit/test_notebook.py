@@ -57,7 +57,8 @@ def _execute(out_dir: Path, cwd: Path, schemas: Path) -> nbformat.NotebookNode:
         index + 1, nbformat.v4.new_code_cell(overrides, metadata={"tags": ["injected-parameters"]})
     )
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # a local Ray of its own
-    env.update(WORKERS_SCHEMAS_DIR=str(schemas), RAY_USAGE_STATS_ENABLED="0")
+    env.update(WORKERS_SCHEMAS_DIR=str(schemas), RAY_USAGE_STATS_ENABLED="0",
+               RAY_raylet_start_wait_time_s="300", RAY_agent_register_timeout_ms="300000")
     client = NotebookClient(
         nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
     )

@@ -13,8 +13,8 @@ import structlog
 from ray import serve
 
 from workers_core.actors.consumer import QueueConsumer
-from workers_core.actors.scaling import backlog_metrics
-from workers_core.config import Settings
+from workers_core.actors.scaling import autoscaling_metrics
+from workers_core.config import Settings, SettingsArgs, resolve_settings
 from workers_core.jobs.store import JobStore
 from workers_core.logs import configure_logging
 from workers_core.registry.replica import ReplicaPresence
@@ -40,7 +40,10 @@ class QueuePool:
     """
 
     # Serve runs async constructors on the replica's event loop.
-    async def __init__(self, settings: Settings, queue: str) -> None:  # type: ignore[misc]
+    async def __init__(  # type: ignore[misc]
+        self, given: Settings | SettingsArgs, queue: str
+    ) -> None:
+        settings = resolve_settings(given)
         configure_logging(settings.log_level, settings.log_json)
         self.settings = settings
         self.queue = queue
@@ -63,8 +66,9 @@ class QueuePool:
                 "retried": s.retried, "loop_alive": not self._loop_task.done()}
 
     async def record_autoscaling_stats(self) -> dict[str, float]:
-        """Serve calls this on autoscaled pools: the backlog ``BacklogPolicy`` scales on."""
-        return await backlog_metrics(self.store, self.queue)
+        """Serve calls this on autoscaled pools: the backlog ``BacklogPolicy`` scales on, and
+        an operator's replica target (POST :scale), which it honours within min/max."""
+        return await autoscaling_metrics(self.store, self.queue)
 
     async def check_health(self) -> None:
         """Serve restarts a replica whose consumer loop has died or whose deep health check

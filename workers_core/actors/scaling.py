@@ -5,7 +5,9 @@ entries) through Serve's ``record_autoscaling_stats`` hook; ``BacklogPolicy`` ru
 Serve controller on those reports and asks for ``clamp(ceil(backlog / target), min, max)``
 replicas. Serve's own delay logic applies the scale-down cooldown (``downscale_delay_s``).
 Replicas that do not fit stay pending actors, which is the demand the Ray autoscaler adds
-nodes for; ``warm_capacity`` asks it for capacity ahead of a known batch.
+nodes for; ``warm_capacity`` asks it for capacity ahead of a known batch. An operator's target
+(``jobs/pool_controls.py``), reported alongside the backlog, replaces the backlog rule while
+set, still clamped to min/max.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from workers_core.tasks.base import Resources
 from workers_core.tasks.registry import QueueSpec
 
 BACKLOG_METRIC = "backlog"
+# An operator's replica target (POST /v1/queues/{queue}:scale); 0: none, the backlog decides.
+OPERATOR_TARGET_METRIC = "operator_target"
 # Replicas sample the backlog every look_back * 0.2 s (3 s) and push every 10 s (Serve's
 # metrics_interval_s, deprecated to change); the look-back must exceed that push interval.
 LOOK_BACK_S = 15.0
@@ -63,9 +67,12 @@ class BacklogPolicy:
         if sample is None or now - sample[0] > self.stale_after_s:
             # Nothing fresh to go on: hold the current target rather than guess.
             return ctx.target_num_replicas, {"backlog": -1}
-        desired = desired_replicas(sample[1], self.target_backlog,
-                                   ctx.capacity_adjusted_min_replicas,
-                                   ctx.capacity_adjusted_max_replicas)
+        low, high = ctx.capacity_adjusted_min_replicas, ctx.capacity_adjusted_max_replicas
+        target = latest_sample(ctx.raw_metrics, OPERATOR_TARGET_METRIC)
+        if target is not None and target[1] >= 1 and now - target[0] <= self.stale_after_s:
+            desired = max(low, min(high, int(target[1])))
+            return desired, {"backlog": sample[1], "operator_target": target[1]}
+        desired = desired_replicas(sample[1], self.target_backlog, low, high)
         return desired, {"backlog": sample[1]}
 
 
@@ -95,6 +102,14 @@ async def backlog_metrics(store: JobStore, queue: str) -> dict[str, float]:
     """
     (stats,) = await store.queue_stats([queue])
     return {BACKLOG_METRIC: float(stats.lag + stats.pending)}
+
+
+async def autoscaling_metrics(store: JobStore, queue: str) -> dict[str, float]:
+    """What an autoscaled replica reports: the backlog and the operator's target (0: none),
+    from one read."""
+    (stats,) = await store.queue_stats([queue])
+    return {BACKLOG_METRIC: float(stats.lag + stats.pending),
+            OPERATOR_TARGET_METRIC: float(stats.operator_target or 0)}
 
 
 def replica_bundle(resources: Resources) -> dict[str, float]:

@@ -198,6 +198,17 @@ class AsyncWorkersClient:
     async def queues(self) -> list[QueueStats]:
         return await self._drive(ops.queues())
 
+    async def drain(self, queue: str) -> QueueStats:
+        """The pool takes no new jobs; in-flight ones finish (``resume`` undoes it)."""
+        return await self._drive(ops.pool_action(queue, "drain"))
+
+    async def resume(self, queue: str) -> QueueStats:
+        return await self._drive(ops.pool_action(queue, "resume"))
+
+    async def scale(self, queue: str, replicas: int | None) -> QueueStats:
+        """Ask an autoscaled pool for ``replicas`` within its min/max; None: backlog rule."""
+        return await self._drive(ops.pool_action(queue, "scale", {"replicas": replicas}))
+
     async def workers(self, tag: str | None = None) -> list[TagSummary]:
         """The worker registry: every tag (or one) with its workers and health score."""
         if tag is None:

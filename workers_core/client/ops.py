@@ -109,6 +109,13 @@ def queues() -> Op[list[QueueStats]]:
                   lambda r: [QueueStats.model_validate(q) for q in r.json()])
 
 
+def pool_action(queue: str, action: str, body: Mapping[str, Any] | None = None
+                ) -> Op[QueueStats]:
+    """``drain``, ``resume`` or ``scale`` a queue's pool (each safe to repeat)."""
+    return simple(Call("POST", f"/v1/queues/{queue}:{action}", json=body, replay_safe=True),
+                  lambda r: QueueStats.model_validate(r.json()))
+
+
 def workers() -> Op[list[TagSummary]]:
     return simple(Call("GET", "/v1/workers"),
                   lambda r: [TagSummary.model_validate(t) for t in r.json()])

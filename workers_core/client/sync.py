@@ -191,6 +191,17 @@ class WorkersClient:
     def queues(self) -> list[QueueStats]:
         return self._drive(ops.queues())
 
+    def drain(self, queue: str) -> QueueStats:
+        """The pool takes no new jobs; in-flight ones finish (``resume`` undoes it)."""
+        return self._drive(ops.pool_action(queue, "drain"))
+
+    def resume(self, queue: str) -> QueueStats:
+        return self._drive(ops.pool_action(queue, "resume"))
+
+    def scale(self, queue: str, replicas: int | None) -> QueueStats:
+        """Ask an autoscaled pool for ``replicas`` within its min/max; None: backlog rule."""
+        return self._drive(ops.pool_action(queue, "scale", {"replicas": replicas}))
+
     def workers(self, tag: str | None = None) -> list[TagSummary]:
         """The worker registry: every tag (or one) with its workers and health score."""
         return self._drive(ops.workers()) if tag is None else [self._drive(ops.workers_of(tag))]

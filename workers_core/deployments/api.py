@@ -35,6 +35,8 @@ from workers_core.jobs.models import (
 )
 from workers_core.jobs.store import JobStore, NewJob
 from workers_core.observability.trace_context import parse_traceparent
+from workers_core.ops.page import install_ops_page
+from workers_core.ops.pool_routes import install_pool_routes, with_bounds
 from workers_core.tasks.registry import TaskCatalog
 
 
@@ -138,6 +140,8 @@ def create_api(state: GatewayState) -> FastAPI:
     install_event_routes(app, state)
     install_webhook_routes(app, state)
     install_schedule_routes(app, state, _resolve)
+    install_pool_routes(app, state)
+    install_ops_page(app)
     return app
 
 
@@ -265,10 +269,11 @@ def _job_routes(app: FastAPI) -> None:
 def _queue_routes(app: FastAPI) -> None:
     @app.get("/v1/queues", tags=["queues"])
     async def list_queues(request: Request) -> list[QueueStats]:
-        """Per queue: length, pending, lag, delayed, dead-lettered and live replicas."""
+        """Per queue: length, pending, lag, delayed, dead-lettered, live replicas, and the
+        pool's bounds, drain flag and operator target."""
         state = _state(request)
         queues = sorted(set(state.queues) | set(await state.store.known_queues()))
-        return await state.store.queue_stats(queues)
+        return with_bounds(state, await state.store.queue_stats(queues))
 
 
 

@@ -17,7 +17,7 @@ from ray.serve.config import BackpressureConfig
 
 from workers_core.actors.pool import QueuePool
 from workers_core.actors.scaling import replica_count_options
-from workers_core.config import Settings
+from workers_core.config import Settings, SettingsArgs
 from workers_core.deployments.gateway import Gateway
 from workers_core.tasks.registry import QueueSpec, TaskCatalog
 
@@ -38,7 +38,11 @@ def pool_actor_options(spec: QueueSpec) -> dict[str, Any]:
     return options
 
 
-def build_platform(settings: Settings) -> Application:
+def build_platform(settings: Settings, bind: Settings | SettingsArgs | None = None
+                   ) -> Application:
+    """The whole platform for ``settings``. Replicas get ``bind`` (default: ``settings``);
+    ``build_app`` passes the config's plain ``args`` so that no secret is bound."""
+    bound = settings if bind is None else bind
     catalog = TaskCatalog.discover()
     queues = catalog.queues() if settings.enabled_queues is None else settings.enabled_queues
     pools = {}
@@ -53,7 +57,7 @@ def build_platform(settings: Settings) -> Application:
             graceful_shutdown_timeout_s=settings.shutdown_grace_s + 10,
             health_check_period_s=10,
         )(QueuePool)
-        pools[queue] = deployment.bind(settings, queue)
+        pools[queue] = deployment.bind(bound, queue)
     gateway = serve.deployment(
         name=GATEWAY_DEPLOYMENT,
         num_replicas=settings.gateway_replicas,
@@ -65,9 +69,9 @@ def build_platform(settings: Settings) -> Application:
             status_code=429, retry_after_s=settings.backpressure_retry_after_s
         ),
     )(Gateway)
-    return gateway.bind(settings, pools)
+    return gateway.bind(bound, pools)
 
 
 def build_app(args: dict[str, Any] | None = None) -> Application:
     """Serve application builder (``import_path``); ``args`` override Settings fields."""
-    return build_platform(Settings(**(args or {})))
+    return build_platform(Settings(**(args or {})), bind=dict(args or {}))

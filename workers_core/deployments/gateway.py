@@ -13,7 +13,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from workers_core.artifacts import artifact_store_from_settings
-from workers_core.config import Settings
+from workers_core.config import Settings, SettingsArgs, resolve_settings
 from workers_core.deployments.api import GatewayState, _resolve, create_api
 from workers_core.deployments.completion import CompletionWaiter
 from workers_core.events.dispatcher import WebhookDispatcher
@@ -32,8 +32,9 @@ class Gateway:
     that belongs to this replica: its Redis pool, the task catalog and the pool handles."""
 
     async def __init__(  # type: ignore[misc]
-        self, settings: Settings, pools: dict[str, DeploymentHandle[Any]]
+        self, given: Settings | SettingsArgs, pools: dict[str, DeploymentHandle[Any]]
     ) -> None:
+        settings = resolve_settings(given)
         configure_logging(settings.log_level, settings.log_json)
         self.pools = pools
         store = JobStore.from_settings(settings)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -148,7 +149,11 @@ def _read_zip(data: bytes) -> dict[str, bytes]:
         for info in infos:
             if info.file_size > MAX_ENTRY_BYTES or "/" in info.filename or ".." in info.filename:
                 raise MalformedXml(f"ANAF ZIP entry {info.filename!r} refused")
-            files[info.filename] = archive.read(info)
+            try:
+                files[info.filename] = archive.read(info)
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError,
+                    RuntimeError) as exc:  # bad CRC, a lying size, a cut or encrypted entry
+                raise MalformedXml(f"ANAF ZIP entry {info.filename!r} unreadable: {exc}") from exc
     return files
 
 
@@ -157,7 +162,10 @@ def _embedded_certificate(signature: etree._Element) -> x509.Certificate | None:
     if not text:
         return None
     pem = "-----BEGIN CERTIFICATE-----\n" + "".join(text.split()) + "\n-----END CERTIFICATE-----\n"
-    return x509.load_pem_x509_certificate(pem.encode())
+    try:
+        return x509.load_pem_x509_certificate(pem.encode())
+    except ValueError as exc:  # not base64 DER: the signature cannot be checked
+        raise SignatureInvalid(f"the signature's X509Certificate is unreadable: {exc}") from exc
 
 
 def _error_lines(root: etree._Element) -> list[AnafError]:

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 CONSUMER_GROUP = "workers"
+# Fields of the per-queue pool controls hash (jobs/pool_controls.py).
+POOL_DRAINING = "draining"
+POOL_TARGET_REPLICAS = "target_replicas"
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,10 @@ class RedisKeys:
 
     def consumers(self, queue: str) -> str:
         return f"{self.prefix}:consumers:{queue}"
+
+    def pool_controls(self, queue: str) -> str:
+        """hash: an operator's drain flag and replica target for the queue's pool."""
+        return f"{self.prefix}:pool:{queue}"
 
     def index(self, kind: str = "all", value: str = "") -> str:
         return f"{self.prefix}:idx:{kind}" + (f":{value}" if value else "")

@@ -241,3 +241,11 @@ class QueueStats(BaseModel):
     delayed: int = Field(description="Scheduled (not_before) or waiting for a retry.")
     dead_lettered: int
     replicas: int = Field(description="Replicas that polled the queue in the last 15 s.")
+    draining: bool = Field(default=False, description="Replicas take no new entries "
+                           "(POST :drain); in-flight jobs finish; :resume undoes it.")
+    operator_target: int | None = Field(
+        default=None, description="Replicas an operator asked for (POST :scale), honoured "
+        "within min/max by the autoscaler; null: the backlog decides.")
+    min_replicas: int | None = Field(default=None, description="The pool's lower bound.")
+    max_replicas: int | None = Field(
+        default=None, description="The pool's upper bound (equal to min: a fixed count).")

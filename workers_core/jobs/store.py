@@ -23,7 +23,12 @@ from workers_core.errors import (
     StoreUnavailable,
 )
 from workers_core.jobs import scripts
-from workers_core.jobs.keys import CONSUMER_GROUP, RedisKeys
+from workers_core.jobs.keys import (
+    CONSUMER_GROUP,
+    POOL_DRAINING,
+    POOL_TARGET_REPLICAS,
+    RedisKeys,
+)
 from workers_core.jobs.models import (
     FollowUp,
     Job,
@@ -404,10 +409,12 @@ class JobStore:
                 pipe.zcard(self.keys.delayed(q))
                 pipe.xlen(self.keys.dead_letters(q))
                 pipe.zcount(self.keys.consumers(q), now - 15, "+inf")
+                pipe.hmget(self.keys.pool_controls(q), POOL_DRAINING, POOL_TARGET_REPLICAS)
             raw = await pipe.execute(raise_on_error=False)
             stats = []
             for i, q in enumerate(queues):
-                length, groups, delayed, dead, replicas = raw[i * 5 : i * 5 + 5]
+                length, groups, delayed, dead, replicas, controls = raw[i * 6 : i * 6 + 6]
+                draining, target = (None, None) if isinstance(controls, Exception) else controls
                 group = _our_group(groups)
                 pending = int(group.get("pending", 0)) if group else 0
                 oldest = 0.0
@@ -427,6 +434,8 @@ class JobStore:
                         delayed=_int(delayed),
                         dead_lettered=_int(dead),
                         replicas=_int(replicas),
+                        draining=draining == "1",
+                        operator_target=int(target) if target else None,
                     )
                 )
         return stats

@@ -123,12 +123,25 @@ class ImagePages:
         try:
             self._image = Image.open(io.BytesIO(data))
             self.page_count = int(getattr(self._image, "n_frames", 1))
-        except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as exc:
+        except (UnidentifiedImageError, Image.DecompressionBombError,
+                Image.DecompressionBombWarning,  # where warnings are errors
+                OSError) as exc:
             raise UnreadableDocument(f"cannot read the {content_type} image: {exc}") from exc
+        self._check_size(1)
+
+    def _check_size(self, number: int) -> None:
+        """Refused from the header, before decoding: Pillow itself only warns between 89 and
+        179 megapixels and then decodes (~540 MB); a page over MAX_RENDER_PIXELS is a bomb."""
+        width, height = self._image.size
+        if width * height > MAX_RENDER_PIXELS:
+            raise UnreadableDocument(
+                f"page {number} is {width}x{height} pixels, over the "
+                f"{MAX_RENDER_PIXELS // 1_000_000} megapixel limit (a decompression bomb?)")
 
     def render(self, number: int) -> PageImage:
         try:
             self._image.seek(number - 1)
+            self._check_size(number)
             image = _on_white(ImageOps.exif_transpose(self._image))
         except (Image.DecompressionBombError, OSError, ValueError) as exc:
             raise UnreadableDocument(f"cannot decode page {number}: {exc}") from exc

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import socket
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import structlog
 
@@ -17,10 +16,8 @@ from workers_core.client.breaker import CircuitBreaker
 from workers_core.config import Settings
 from workers_core.registry.health import HealthMonitor
 from workers_core.registry.heartbeat import HeartbeatLoop, RegistryLink
+from workers_core.registry.metrics import heartbeat_latency
 from workers_core.registry.models import Heartbeat, ReportedStatus, WorkerMetrics
-
-if TYPE_CHECKING:
-    from ray.util.metrics import Histogram
 
 log = structlog.get_logger("workers_core.registry")
 
@@ -60,17 +57,13 @@ class ReplicaPresence:
             on_latency=self._observe_latency,
         )
         self._tasks: list[asyncio.Task[None]] = []
-        self._latency: Histogram | None = None
 
     @classmethod
     def for_pool(cls, settings: Settings, consumer: QueueConsumer) -> ReplicaPresence:
         """The Ray version: the registry actor as link, the replica's actor as endpoint."""
         from workers_core.registry.actor import RayRegistryLink
-        from workers_core.registry.metrics import heartbeat_latency
-
         presence = cls(settings, consumer, RayRegistryLink(settings), node=_node(),
                        health_endpoint=f"ray://serve/{consumer.consumer}")
-        presence._latency = heartbeat_latency()
         return presence
 
     def start(self) -> None:
@@ -117,5 +110,4 @@ class ReplicaPresence:
                         error=type(exc).__name__)
 
     def _observe_latency(self, seconds: float) -> None:
-        if self._latency is not None:
-            self._latency.observe(seconds, tags={"tag": self.consumer.queue})
+        heartbeat_latency(self.consumer.queue, seconds)  # a no-op outside Ray

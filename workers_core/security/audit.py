@@ -21,6 +21,18 @@ log = structlog.get_logger("workers_core.audit")
 
 SCAN_CHUNK = 200
 SCAN_CAP = 10_000  # entries one page request looks at before handing back a cursor
+_ID_PART_MAX = 2**64 - 1  # both halves of a stream id are unsigned 64-bit
+
+
+def _older_than(cursor: str | None) -> str | None:
+    """XREVRANGE's upper bound for records older than ``cursor`` (``\\d+-\\d+``); None when
+    none can be. Redis refuses ``(0-0`` and halves past 64 bits instead of answering empty."""
+    if not cursor:
+        return "+"
+    ms, seq = (int(part) for part in cursor.split("-", 1))
+    if ms > _ID_PART_MAX or seq > _ID_PART_MAX:
+        return "+"
+    return f"({ms}-{seq}" if ms or seq else None
 
 
 class AuditEntry(BaseModel):
@@ -79,8 +91,10 @@ class AuditLog:
                    limit: int = 50) -> AuditPage:
         """Newest first. ``action`` matches as a substring of "METHOD /route/template";
         ``next_cursor`` is set while older records may remain."""
-        upper = f"({cursor}" if cursor else "+"
-        lower = f"{int(since.timestamp() * 1000)}-0" if since else "-"
+        upper = _older_than(cursor)
+        if upper is None:
+            return AuditPage(items=[])
+        lower = f"{max(0, int(since.timestamp() * 1000))}-0" if since else "-"
         items: list[AuditRecord] = []
         scanned, last_id = 0, cursor
         while scanned < SCAN_CAP:

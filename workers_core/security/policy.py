@@ -15,6 +15,8 @@ READ_METHODS = frozenset({"GET", "HEAD"})
 PUBLIC_PATHS = frozenset({
     "/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc",
     "/openapi.json",
+    # The ops page and its assets hold no data; each API call the page makes needs its scope.
+    "/ops", "/ops/static/ops.js", "/ops/static/ops.css", "/ops/static/favicon.svg",
 })
 
 
@@ -30,7 +32,7 @@ RULES: tuple[Rule, ...] = (
     Rule("/v1/audit", Scope.OPS_ADMIN),
     Rule("/v1/webhooks", Scope.OPS_ADMIN),  # targets and signing secrets
     Rule("/ops", Scope.OPS_ADMIN),
-    Rule("/v1/queues", Scope.OPS_ADMIN, reads=False),  # drain, scale
+    Rule("/v1/queues", Scope.OPS_ADMIN, reads=False),  # :drain, :resume, :scale (audited)
     Rule("/v1/dead-letters", Scope.OPS_ADMIN, reads=False),
     Rule("/v1/workers", Scope.WORKERS_ADMIN, reads=False),
     Rule("/v1/jobs", Scope.JOBS_WRITE, reads=False),
