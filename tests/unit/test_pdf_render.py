@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import http.server
 import io
@@ -17,6 +18,7 @@ from typing import Any
 import pypdfium2 as pdfium  # type: ignore[import-untyped]
 import pytest
 from PIL import Image
+from playwright.async_api import Error as PlaywrightError
 
 from workers_core.artifacts import artifact_store_from_settings
 from workers_core.config import Settings
@@ -399,8 +401,15 @@ async def test_reused_contexts_serve_script_free_jobs_wiped_and_never_script_job
         assert [f"factura {n}" in t for n, t in enumerate(texts)] == [True] * 6
         assert all(f"factura {n - 1}" not in t for n, t in enumerate(texts) if n)
         assert warm.reused >= 3  # else the jobs had fresh contexts and this proves nothing
+        async def cookies_left() -> bool:
+            for context_ in browser.contexts:
+                with contextlib.suppress(PlaywrightError):  # closed meanwhile: none left
+                    if await context_.cookies():
+                        return True
+            return False
+
         async with asyncio.timeout(10):  # the last job's context is wiped in the background
-            while any([await c.cookies() for c in browser.contexts]):  # noqa: ASYNC110
+            while await cookies_left():  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
         reused = warm.reused
         wait = {"javascript": True, "wait_for_expression": "window.done === true"}
@@ -480,10 +489,13 @@ async def test_a_killed_browser_is_replaced_for_the_next_job(limited: RenderPdf)
 async def test_a_browser_killed_mid_job_fails_that_job_as_retryable(limited: RenderPdf) -> None:
     job = asyncio.create_task(render(limited, html="<p>x</p>", javascript=True,
                                      wait_for_expression="window.never", timeout_s=5))
-    browser = limited.browser.browser
-    assert browser is not None
+    def loading() -> bool:  # read the browser each time: the job may have replaced it
+        current = limited.browser.browser
+        return current is not None and any(
+            p.url == DOCUMENT_URL for c in current.contexts for p in c.pages)
+
     async with asyncio.timeout(10):  # Playwright has no event for "some page loaded X"
-        while not any(p.url == DOCUMENT_URL for c in browser.contexts for p in c.pages):  # noqa: ASYNC110
+        while not loading():  # noqa: ASYNC110
             await asyncio.sleep(0.05)
     await kill_browser(limited)
     with pytest.raises(BrowserCrashed) as err:

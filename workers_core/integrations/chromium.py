@@ -309,14 +309,15 @@ class WarmBrowser:
                 await self._playwright.stop()
                 self._playwright = None
 
-    async def render(self, request: RenderRequest) -> RenderOutput:
-        """Print ``request.url`` to PDF in a fresh context; Playwright errors translated."""
+    async def render(self, request: RenderRequest, *, counted: bool = True) -> RenderOutput:
+        """Print ``request.url`` to PDF in a fresh context; Playwright errors translated.
+        ``counted=False`` (the health check's blank page) leaves the restart quota alone."""
         from playwright.async_api import Error as PlaywrightError
         from playwright.async_api import TimeoutError as PlaywrightTimeout
 
         started = time.perf_counter()
         job = _Job(request)
-        generation = await self._acquire()
+        generation = await self._acquire(counted)
         try:
             blank = await self._blank(generation, request.javascript)
             blank.router.bind(job)
@@ -392,10 +393,10 @@ class WarmBrowser:
                and generation.browser.is_connected()):
             generation.spares.append(self._new_spare(generation.browser, javascript))
 
-    async def _acquire(self) -> _Generation:
+    async def _acquire(self, counted: bool = True) -> _Generation:
         async with self._lock:
             generation = await self._usable_generation()
-            generation.jobs += 1
+            generation.jobs += 1 if counted else 0
             generation.active += 1
             return generation
 

@@ -197,7 +197,7 @@ class RenderPdf(Task[PdfPayload, PdfResult]):
             version = await self.browser.start()  # a dead browser is replaced
             blank = await self.browser.render(RenderRequest(
                 url=DOCUMENT_URL, serve=_health_page,
-                timeout_s=self.settings.health_check_timeout_s))
+                timeout_s=self.settings.health_check_timeout_s), counted=False)
         except WorkersError as exc:
             return Health(ok=False, checks={"chromium": f"error: {exc.message}"})
         printed = blank.pdf.startswith(b"%PDF-")
