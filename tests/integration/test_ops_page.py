@@ -131,11 +131,12 @@ def test_drain_and_resume_from_the_page_hold_and_release_the_queue(
 ) -> None:
     queue_row = ops.page.locator('#queues tr[data-queue="debug"]')
     try:
-        drained_at = time.time()
         queue_row.get_by_role("button", name="Drain").click()
         expect(queue_row).to_have_attribute("data-draining", "true")
         assert queue(platform, "debug")["draining"] is True
-        wait_consumers_polled_after(platform, "debug", drained_at)
+        # Only a step that began after the flag was in Redis is sure to have seen it: a
+        # replica may begin one between the click and the write, and then block on a read.
+        wait_consumers_polled_after(platform, "debug", time.time())
         job_id = platform.submit("debug.echo", {"message": "held"})
         # Two read blocks later every replica has finished a step after the submission.
         wait_consumers_polled_after(platform, "debug",
