@@ -26,24 +26,32 @@ import asyncio
 import base64
 import json
 import secrets
-import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import MutableMapping
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlencode
 
-import uvicorn
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from workers_core.integrations.anaf.cui import with_check_digit
 from workers_core.sandbox.anaf_efactura import EfacturaState, add_efactura_routes, schema_check
 from workers_core.sandbox.anaf_etransport import EtransportState, add_etransport_routes
 from workers_core.sandbox.anaf_etransport import schema_check as etransport_check
+from workers_core.sandbox.server import (
+    LoopbackServer,
+    ScriptedFaults,
+    address_args,
+    drop_connection,
+    pop_failure,
+    schemas_or_none,
+    serve_until_interrupted,
+)
 
 CLIENT_ID = "sandbox-client-id"
 LOOKUP_PATH = "/api/PlatitorTvaRest/v9/tva"
@@ -57,10 +65,6 @@ WAF_PAGE = (
     "{support_id}<br><br><a href='javascript:history.back();'>[Go Back]</a>"
     "</body></html>"
 )
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 @dataclass
@@ -215,10 +219,7 @@ class AnafSandboxState:
     def next_failure(self, path: str) -> ScriptedFailure | None:
         with self.lock:
             self.requests += 1
-            for i, f in enumerate(self.failures):
-                if f.route is None or path.startswith(f.route):
-                    return self.failures.pop(i)
-        return None
+            return pop_failure(self.failures, path)
 
     def bearer_ok(self, request: Request) -> bool:
         """A live access token in ``Authorization: Bearer``."""
@@ -270,63 +271,45 @@ def _waf_page() -> HTMLResponse:
     return HTMLResponse(WAF_PAGE.format(support_id=secrets.randbelow(10**19)), status_code=200)
 
 
-class _Faults:
-    """ASGI middleware answering scripted failures before the app sees the request."""
+async def _answer_failure(
+    app: ASGIApp, failure: ScriptedFailure, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """A scripted failure, answered before (or, ``act_first``, around) the app."""
+    if failure.act_first:
+        await app(scope, receive, _late(send, failure))
+        return
+    if failure.delay_s:
+        await asyncio.sleep(failure.delay_s)
+    if failure.drop:
+        await drop_connection(send)
+    if failure.waf:
+        response: Response = _waf_page()
+    elif failure.status is None:
+        await app(scope, receive, send)
+        return
+    else:
+        headers = (
+            {"Retry-After": str(failure.retry_after_s)}
+            if failure.retry_after_s is not None
+            else None
+        )
+        response = _problem(failure.status, "sandbox: scripted failure", scope["path"])
+        response.init_headers(headers)
+        response.headers["content-length"] = str(len(response.body))
+    await response(scope, receive, send)
 
-    def __init__(self, app: Any, state: AnafSandboxState) -> None:
-        self.app = app
-        self.state = state
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith("/_sandbox"):
-            await self.app(scope, receive, send)
-            return
-        failure = self.state.next_failure(scope["path"])
-        if failure is None:
-            await self.app(scope, receive, send)
-            return
-        if failure.act_first:
-            await self.app(scope, receive, self._late(send, failure))
-            return
-        if failure.delay_s:
+def _late(send: Send, failure: ScriptedFailure) -> Send:
+    """The app's answer, held back ``delay_s`` (the client gives up first) or dropped."""
+
+    async def late_send(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
             await asyncio.sleep(failure.delay_s)
-        if failure.drop:  # headers promise a body that never comes; uvicorn closes the socket
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [(b"content-length", b"1000")],
-                }
-            )
-            raise ConnectionAbortedError("sandbox: dropped connection")
-        if failure.waf:
-            response: Response = _waf_page()
-        elif failure.status is None:
-            await self.app(scope, receive, send)
-            return
-        else:
-            headers = (
-                {"Retry-After": str(failure.retry_after_s)}
-                if failure.retry_after_s is not None
-                else None
-            )
-            response = _problem(failure.status, "sandbox: scripted failure", scope["path"])
-            response.init_headers(headers)
-            response.headers["content-length"] = str(len(response.body))
-        await response(scope, receive, send)
+            if failure.drop:
+                raise ConnectionAbortedError("sandbox: dropped connection after acting")
+        await send(message)
 
-    @staticmethod
-    def _late(send: Send, failure: ScriptedFailure) -> Send:
-        """The app's answer, held back ``delay_s`` (the client gives up first) or dropped."""
-
-        async def late_send(message: MutableMapping[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                await asyncio.sleep(failure.delay_s)
-                if failure.drop:
-                    raise ConnectionAbortedError("sandbox: dropped connection after acting")
-            await send(message)
-
-        return late_send
+    return late_send
 
 
 def create_sandbox_app(state: AnafSandboxState | None = None) -> FastAPI:
@@ -339,7 +322,9 @@ def create_sandbox_app(state: AnafSandboxState | None = None) -> FastAPI:
     _control_routes(app, state)
     add_efactura_routes(app, state.efactura, state.bearer_ok)
     add_etransport_routes(app, state.etransport, state.bearer_ok)
-    app.add_middleware(_Faults, state=state)
+    app.add_middleware(
+        ScriptedFaults[ScriptedFailure], next_failure=state.next_failure, answer=_answer_failure
+    )
     return app
 
 
@@ -465,12 +450,14 @@ def _control_routes(app: FastAPI, state: AnafSandboxState) -> None:
             }
 
 
-class AnafSandbox:
+class AnafSandbox(LoopbackServer):
     """``with AnafSandbox() as anaf:`` serves on loopback (uvicorn, background thread).
 
     Point settings at it: ``anaf_public_url=anaf.public_url``, ``anaf_api_url=anaf.api_url``,
     ``anaf_oauth_url=anaf.oauth_url``, ``anaf_client_id=anaf.client_id`` …
     """
+
+    name = "ANAF"
 
     def __init__(
         self,
@@ -486,28 +473,9 @@ class AnafSandbox:
             self.state.efactura.check = schema_check(schemas_dir)
             self.state.etransport.check = etransport_check(schemas_dir)
         self.app = create_sandbox_app(self.state)
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind((host, port))
-        config = uvicorn.Config(
-            self.app,
-            log_config=None,
-            log_level=log_level,
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=2,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
-        )
+        super().__init__(self.app, host, port, log_level)
 
-    @property
-    def url(self) -> str:
-        host, port = self._socket.getsockname()[:2]
-        return f"http://{host}:{port}"
-
-    public_url = api_url = oauth_url = url
+    public_url = api_url = oauth_url = LoopbackServer.url
 
     @property
     def client_id(self) -> str:
@@ -550,57 +518,20 @@ class AnafSandbox:
         """What the browser step (certificate login, consent) would hand the callback."""
         return self.state.issue_code(redirect_uri)
 
-    def start(self) -> AnafSandbox:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:  # uvicorn offers no started event to wait on
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the ANAF sandbox did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._socket.close()
-
-    def __enter__(self) -> AnafSandbox:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m workers_core.sandbox.anaf [--port N]``: an ANAF stand-in for local runs."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8098)
-    args = parser.parse_args(argv)
-    from workers_core.config import Settings
-    from workers_core.efactura.errors import SchemasUnavailable
-    from workers_core.efactura.schemas import schemas_root
-
-    try:  # uploads judged by the real XSD + Schematron, as at ANAF
-        schemas: Path | None = schemas_root(Settings())
-    except SchemasUnavailable as exc:
-        schemas = None
-        print(f"no schemas ({exc.message}): every upload is accepted", flush=True)
+    args = address_args(main.__doc__, 8098, argv)
+    # uploads judged by the real XSD + Schematron, as at ANAF
+    schemas = schemas_or_none("every upload is accepted")
     sandbox = AnafSandbox(args.host, args.port, log_level="info", schemas_dir=schemas)
-    for name in ("public", "api", "oauth"):
-        print(f"WORKERS_ANAF_{name.upper()}_URL={sandbox.url}")
-    print(f"WORKERS_ANAF_CLIENT_ID={sandbox.client_id}")
-    print(f"WORKERS_ANAF_CLIENT_SECRET={sandbox.client_secret}")
-    print(f"state: {sandbox.url}/_sandbox/state")
-    print(f"e-Factura signing certificate: {sandbox.url}/_sandbox/efactura/signing-cert",
-          flush=True)
-    sandbox.start()
-    try:
-        sandbox._thread.join()
-    except KeyboardInterrupt:
-        sandbox.stop()
+    serve_until_interrupted([
+        *(f"WORKERS_ANAF_{name.upper()}_URL={sandbox.url}" for name in ("public", "api", "oauth")),
+        f"WORKERS_ANAF_CLIENT_ID={sandbox.client_id}",
+        f"WORKERS_ANAF_CLIENT_SECRET={sandbox.client_secret}",
+        f"state: {sandbox.url}/_sandbox/state",
+        f"e-Factura signing certificate: {sandbox.url}/_sandbox/efactura/signing-cert",
+    ], sandbox.serve_forever)
 
 
 if __name__ == "__main__":

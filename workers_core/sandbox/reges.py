@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import socket
 import threading
 import time
 import uuid
@@ -32,15 +31,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from lxml import etree  # type: ignore[import-untyped]
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from workers_core.efactura.errors import MalformedXml, UnsafeXml
 from workers_core.efactura.safe_xml import parse_untrusted
 from workers_core.reges.document import NS, XSI
 from workers_core.reges.validate import validate as validate_message
+from workers_core.sandbox.server import (
+    LoopbackServer,
+    ScriptedFaults,
+    address_args,
+    drop_connection,
+    pop_failure,
+    schemas_or_none,
+    serve_until_interrupted,
+)
 
 TOKEN_PATH = "/realms/API/protocol/openid-connect/token"
 CLIENT_ID = "reges-api"
@@ -48,9 +56,6 @@ _KIND = {"/api/Contract": "Contract", "/api/Salariat": "Salariat"}
 _XML = "application/xml"
 
 Check = Callable[[bytes], list[str]]
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 def schema_check(schemas_root: Path) -> Check:
@@ -106,10 +111,7 @@ class RegesSandboxState:
 
     def next_failure(self, path: str) -> ScriptedFailure | None:
         with self.lock:
-            for i, f in enumerate(self.failures):
-                if f.route is None or path.startswith(f.route):
-                    return self.failures.pop(i)
-        return None
+            return pop_failure(self.failures, path)
 
     def bearer_ok(self, request: Request) -> bool:
         token = request.headers.get("authorization", "").removeprefix("Bearer ")
@@ -261,43 +263,32 @@ def _queue(state: RegesSandboxState, root: Any) -> bytes:
     return _answer("MessageResponse", header, receipt, None)
 
 
-class _Faults:
-    """ASGI middleware answering scripted failures (``/_sandbox`` and tokens exempt)."""
-
-    def __init__(self, app: Any, state: RegesSandboxState) -> None:
-        self.app = app
-        self.state = state
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        failure = None
-        if scope["type"] == "http" and not path.startswith(("/_sandbox", TOKEN_PATH)):
-            failure = self.state.next_failure(path)
-        if failure is None:
-            await self.app(scope, receive, send)
-            return
-        if failure.act_first:
-            await self.app(scope, receive, _swallow)
-        if failure.drop:  # headers promise a body that never comes; uvicorn closes the socket
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-length", b"1000")]})
-            raise ConnectionAbortedError("sandbox: dropped connection")
-        headers = {"Retry-After": str(failure.retry_after_s)} if failure.retry_after_s else None
-        response = JSONResponse({"title": "sandbox: scripted failure", "status": failure.status},
-                                status_code=failure.status, headers=headers)
-        await response(scope, receive, send)
+async def _answer_failure(
+    app: ASGIApp, failure: ScriptedFailure, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """A scripted failure in place of the app's answer (``act_first``: after the app acted)."""
+    if failure.act_first:
+        await app(scope, receive, _swallow)
+    if failure.drop:
+        await drop_connection(send)
+    headers = {"Retry-After": str(failure.retry_after_s)} if failure.retry_after_s else None
+    response = JSONResponse({"title": "sandbox: scripted failure", "status": failure.status},
+                            status_code=failure.status, headers=headers)
+    await response(scope, receive, send)
 
 
 async def _swallow(message: MutableMapping[str, Any]) -> None:
     """The app's own answer, discarded."""
 
 
-class RegesSandbox:
+class RegesSandbox(LoopbackServer):
     """``with RegesSandbox() as reges:`` serves on loopback (uvicorn, background thread).
 
     Point settings at it: ``reges_api_url=reges.url``, ``reges_token_url=reges.token_url``,
     ``reges_client_secret=reges.client_secret``, ``reges_username``, ``reges_password``.
     """
+
+    name = "REGES"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *,
                  state: RegesSandboxState | None = None, schemas_dir: Path | None = None,
@@ -305,20 +296,9 @@ class RegesSandbox:
         self.state = state or RegesSandboxState()
         if schemas_dir is not None:
             self.state.check = schema_check(schemas_dir)
-        self.app = _Faults(create_sandbox_app(self.state), self.state)
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind((host, port))
-        config = uvicorn.Config(self.app, log_config=None, log_level=log_level,
-                                access_log=False, lifespan="off", timeout_graceful_shutdown=2)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run,
-                                        kwargs={"sockets": [self._socket]}, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._socket.getsockname()[:2]
-        return f"http://{host}:{port}"
+        self.app = ScriptedFaults(create_sandbox_app(self.state), self.state.next_failure,
+                                  _answer_failure, exempt=("/_sandbox", TOKEN_PATH))
+        super().__init__(self.app, host, port, log_level)
 
     @property
     def token_url(self) -> str:
@@ -350,56 +330,21 @@ class RegesSandbox:
         with self.state.lock:
             self.state.failures.extend(failures)
 
-    def start(self) -> RegesSandbox:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:  # uvicorn offers no started event to wait on
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the REGES sandbox did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._socket.close()
-
-    def __enter__(self) -> RegesSandbox:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m workers_core.sandbox.reges [--port N]``: a REGES stand-in for local runs."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8099)
-    args = parser.parse_args(argv)
-    from workers_core.config import Settings
-    from workers_core.efactura.errors import SchemasUnavailable
-    from workers_core.efactura.schemas import schemas_root
-
-    try:  # messages judged by the real reges.xsd, as at REGES
-        schemas: Path | None = schemas_root(Settings())
-    except SchemasUnavailable as exc:
-        schemas = None
-        print(f"no schemas ({exc.message}): every well-formed message is accepted", flush=True)
+    args = address_args(main.__doc__, 8099, argv)
+    # messages judged by the real reges.xsd, as at REGES
+    schemas = schemas_or_none("every well-formed message is accepted")
     sandbox = RegesSandbox(args.host, args.port, schemas_dir=schemas, log_level="info")
-    print(f"WORKERS_REGES_API_URL={sandbox.url}")
-    print(f"WORKERS_REGES_TOKEN_URL={sandbox.token_url}")
-    print(f"WORKERS_REGES_CLIENT_SECRET={sandbox.client_secret}")
-    print(f"WORKERS_REGES_USERNAME={sandbox.username}")
-    print(f"WORKERS_REGES_PASSWORD={sandbox.password}")
-    print(f"state: {sandbox.url}/_sandbox/state", flush=True)
-    sandbox.start()
-    try:
-        sandbox._thread.join()
-    except KeyboardInterrupt:
-        sandbox.stop()
+    serve_until_interrupted([
+        f"WORKERS_REGES_API_URL={sandbox.url}",
+        f"WORKERS_REGES_TOKEN_URL={sandbox.token_url}",
+        f"WORKERS_REGES_CLIENT_SECRET={sandbox.client_secret}",
+        f"WORKERS_REGES_USERNAME={sandbox.username}",
+        f"WORKERS_REGES_PASSWORD={sandbox.password}",
+        f"state: {sandbox.url}/_sandbox/state",
+    ], sandbox.serve_forever)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ endpoints live under ``/_sandbox/``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import secrets
 import sys
@@ -419,19 +418,22 @@ class SlackSandbox:
 
 def main() -> None:
     """``python -m workers_core.sandbox.slack [--port N]``: a Slack stand-in for local runs."""
-    import argparse
+    from workers_core.sandbox.server import (  # here: the sandbox itself needs only stdlib
+        address_args,
+        serve_until_interrupted,
+    )
 
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8099)
-    args = parser.parse_args()
+    args = address_args(main.__doc__, 8099, None)
     sandbox = SlackSandbox(args.host, args.port)
-    print(f"WORKERS_SLACK_API_URL={sandbox.api_url}")
-    print(f"WORKERS_SLACK_BOT_TOKEN={sandbox.token}")
-    print(f"WORKERS_SLACK_WEBHOOK_URL={sandbox.webhook_url}")
-    print(f"messages: {sandbox.url}/_sandbox/messages", flush=True)
-    with contextlib.suppress(KeyboardInterrupt):
-        sandbox.serve_forever()
+    serve_until_interrupted(
+        [
+            f"WORKERS_SLACK_API_URL={sandbox.api_url}",
+            f"WORKERS_SLACK_BOT_TOKEN={sandbox.token}",
+            f"WORKERS_SLACK_WEBHOOK_URL={sandbox.webhook_url}",
+            f"messages: {sandbox.url}/_sandbox/messages",
+        ],
+        sandbox.serve_forever,
+    )
 
 
 if __name__ == "__main__":
