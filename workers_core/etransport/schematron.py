@@ -5,20 +5,18 @@ BR-004..007, ``//@tipDocument`` BR-026 ...). The compiled XSL in shared/schemas 
 the ISO skeleton with attributes not visited (``apply-templates select="*|comment()|…"``),
 so as shipped those rules never fire and a wrong UIT passes. Before compiling we add an
 ``apply-templates select="@*"`` in front of each such select: the rules then fire as the
-.sch states them. The SVRL is read back by ``efactura.schematron.parse_svrl``.
+.sch states them. Saxon runs it and the SVRL is read back as e-Factura's are
+(``efactura.schematron.SchematronRunner``).
 """
 
 from __future__ import annotations
 
 import re
-import threading
 from pathlib import Path
 from typing import Final
 
-from saxonche import PySaxonApiError, PySaxonProcessor  # type: ignore[import-not-found]
-
-from workers_core.efactura.errors import MalformedXml, SchemasUnavailable
-from workers_core.efactura.schematron import Finding, parse_svrl
+from workers_core.efactura.errors import SchemasUnavailable
+from workers_core.efactura.schematron import SchematronRunner
 
 _CHILDREN_ONLY: Final = re.compile(
     r'<xsl:apply-templates select="\*\|comment\(\)\|processing-instruction\(\)" mode="(M\d+)"/>'
@@ -42,34 +40,12 @@ def visiting_attributes(xslt_text: str) -> str:
     return text.replace(_LOCATOR_ELEMENTS, _LOCATOR_ANY)
 
 
-class EtransportSchematron:
-    """One compiled stylesheet, reused; one document at a time (Saxon keeps state)."""
+class EtransportSchematron(SchematronRunner):
+    """The shipped stylesheet made to visit attributes, compiled once and reused."""
 
     def __init__(self, xslt: Path) -> None:
         try:
             text = xslt.read_text(encoding="utf-8")
         except OSError as exc:
             raise SchemasUnavailable(f"cannot read {xslt}: {exc}", path=str(xslt)) from exc
-        # One processor per validator, never released (releasing tears down Saxon's isolate).
-        self._processor = PySaxonProcessor(license=False)
-        try:
-            compiler = self._processor.new_xslt30_processor()
-            compiler.set_cwd(str(xslt.parent))
-            self._executable = compiler.compile_stylesheet(
-                stylesheet_text=visiting_attributes(text), encoding="utf-8"
-            )
-        except PySaxonApiError as exc:
-            raise SchemasUnavailable(f"cannot compile {xslt}: {exc}", path=str(xslt)) from exc
-        self._lock = threading.Lock()
-
-    def run(self, xml_text: str) -> list[Finding]:
-        """Findings for a document already vetted by ``safe_xml`` (serialised without DTD)."""
-        with self._lock:
-            try:
-                node = self._processor.parse_xml(xml_text=xml_text)
-                svrl = self._executable.transform_to_string(xdm_node=node)
-            except PySaxonApiError as exc:
-                raise MalformedXml(f"the e-Transport rules could not run: {exc}") from exc
-        if svrl is None:
-            raise MalformedXml("the e-Transport rules produced no report")
-        return parse_svrl(svrl.encode())
+        super().__init__(xslt, "e-Transport", visiting_attributes(text))
