@@ -5,9 +5,9 @@ Each kind is one file: ``<kind>.jsonl`` (a record per line), ``<kind>.csv`` or
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -52,26 +52,28 @@ def read_records(data_dir: Path, kind: InputKind) -> Iterator[tuple[int, BaseMod
     if not path.is_file():
         return
     model = INPUT_FILES[kind]
-    if path.suffix != ".jsonl":
-        fmt: TableFormat = "csv" if path.suffix == ".csv" else "parquet"
-        for number, fields in table_records(path, fmt, kind):
-            try:
-                yield number, model.model_validate(fields)
-            except ValidationError as exc:
-                raise SaftInputError(
-                    f"{path.name}:{number}: {_first_error(exc)}", file=str(path), line=number
-                ) from exc
-        return
+    jsonl = path.suffix == ".jsonl"
+    fmt: TableFormat = "csv" if path.suffix == ".csv" else "parquet"
+    rows: Iterator[tuple[int, Any]] = (
+        _jsonl_lines(path) if jsonl else table_records(path, fmt, kind)
+    )
+    check: Callable[[Any], BaseModel] = (
+        model.model_validate_json if jsonl else model.model_validate
+    )
+    for number, data in rows:
+        try:
+            yield number, check(data)
+        except ValidationError as exc:
+            raise SaftInputError(
+                f"{path.name}:{number}: {_first_error(exc)}", file=str(path), line=number
+            ) from exc
+
+
+def _jsonl_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     with path.open("rb") as lines:
         for number, raw in enumerate(lines, start=1):
-            if not raw.strip():
-                continue
-            try:
-                yield number, model.model_validate_json(raw)
-            except ValidationError as exc:
-                raise SaftInputError(
-                    f"{path.name}:{number}: {_first_error(exc)}", file=str(path), line=number
-                ) from exc
+            if raw.strip():
+                yield number, raw
 
 
 def read_typed(data_dir: Path, kind: InputKind, model: type[RecordT]) -> Iterator[RecordT]:
