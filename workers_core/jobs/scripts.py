@@ -55,6 +55,15 @@ local function drop_entry(queue, entry)
   end
 end
 
+-- Whether this delivery (entry, attempt) still runs the job. If not, a newer delivery owns it
+-- (or it is over): never ack an entry someone else holds; drop ours once the job is final.
+local function still_owned(id, entry, attempt, queue)
+  local j = redis.call('HMGET', jkey(id), 'status', 'attempts', 'entry')
+  if j[1] == 'running' and j[2] == attempt and j[3] == entry then return true end
+  if j[1] == false or TERMINAL[j[1]] then drop_entry(queue, entry) end
+  return false
+end
+
 local function enqueue(id, queue)
   local entry = redis.call('XADD', P .. ':q:' .. queue, '*', 'job', id)
   redis.call('HSET', jkey(id), 'entry', entry)
@@ -151,12 +160,7 @@ return {'run', attempts, j[1], j[2], j[3], j[4] or '', j[5] or '', j[6] or ''}
 # ARGV[11] follow-up jobs (JSON, see SUBMIT_FN), ARGV[12] idempotency ttl, ARGV[13] chain error
 SUCCEED = PRELUDE + SUBMIT_FN + r"""
 local id, entry, attempt, queue = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
-local j = redis.call('HMGET', jkey(id), 'status', 'attempts', 'entry')
-if j[1] ~= 'running' or j[2] ~= attempt or j[3] ~= entry then
-  -- A newer delivery owns the job (or it is over): never ack an entry someone else holds.
-  if j[1] == false or TERMINAL[j[1]] then drop_entry(queue, entry) end
-  return 'stale'
-end
+if not still_owned(id, entry, attempt, queue) then return 'stale' end
 redis.call('HSET', jkey(id), 'result', ARGV[9])
 redis.call('HDEL', jkey(id), 'error', 'cancel_requested')
 set_status(id, 'running', 'succeeded')
@@ -181,11 +185,7 @@ return 'ok'
 # ARGV[5] id, ARGV[6] entry, ARGV[7] attempt, ARGV[8] queue, ARGV[9] error json, ARGV[10] due
 RETRY_LATER = PRELUDE + r"""
 local id, entry, attempt, queue = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
-local j = redis.call('HMGET', jkey(id), 'status', 'attempts', 'entry')
-if j[1] ~= 'running' or j[2] ~= attempt or j[3] ~= entry then
-  if j[1] == false or TERMINAL[j[1]] then drop_entry(queue, entry) end
-  return 'stale'
-end
+if not still_owned(id, entry, attempt, queue) then return 'stale' end
 redis.call('HSET', jkey(id), 'error', ARGV[9])
 redis.call('HDEL', jkey(id), 'consumer', 'entry')
 set_status(id, 'running', 'retrying')
@@ -199,11 +199,7 @@ return 'ok'
 # ARGV[10] final status (failed|dead|cancelled), ARGV[11] ttl, ARGV[12] dlq maxlen
 FAIL = PRELUDE + r"""
 local id, entry, attempt, queue, final = ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[10]
-local j = redis.call('HMGET', jkey(id), 'status', 'attempts', 'entry')
-if j[1] ~= 'running' or j[2] ~= attempt or j[3] ~= entry then
-  if j[1] == false or TERMINAL[j[1]] then drop_entry(queue, entry) end
-  return 'stale'
-end
+if not still_owned(id, entry, attempt, queue) then return 'stale' end
 redis.call('HSET', jkey(id), 'error', ARGV[9])
 set_status(id, 'running', final)
 if final == 'dead' then
