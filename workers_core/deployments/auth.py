@@ -155,7 +155,7 @@ class AuthMiddleware:
             await self._refuse(unauthorized(exc), scope, receive, send)
             return
         scope.setdefault("state", {})["principal"] = principal
-        audited = policy.is_audited(method, route.template)
+        audited = policy.is_audited(method, route.template, needed)
         if not principal.allows(needed):
             await self._refuse(forbidden(needed), scope, receive, send)
             if audited:

@@ -68,11 +68,11 @@ def required_scope(method: str, template: str) -> Scope | None:
     return STRICTEST
 
 
-def is_audited(method: str, template: str) -> bool:
-    """Mutating admin actions, job cancel/retry, schedule and webhook changes."""
+def is_audited(method: str, template: str, scope: Scope) -> bool:
+    """Mutating admin actions, job cancel/retry, schedule and webhook changes; ``scope`` is
+    what ``required_scope`` gave for the call (looked up once per request)."""
     if method.upper() in READ_METHODS or method.upper() == "OPTIONS":
         return False
-    scope = required_scope(method, template)
     return (
         scope in (Scope.OPS_ADMIN, Scope.WORKERS_ADMIN)
         or template.endswith(AUDITED_ACTIONS)
