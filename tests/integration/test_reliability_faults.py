@@ -39,8 +39,14 @@ import redis.asyncio as aioredis
 from ray import serve
 
 from tests.conftest import free_port
-from tests.integration.conftest import TERMINAL, Platform
-from workers_core.client.breaker import CircuitBreaker
+from tests.integration.conftest import (
+    Platform,
+    statuses,
+    success_events,
+    wait_ready,
+    wait_terminal,
+)
+from workers_core.breaker import CircuitBreaker
 from workers_core.config import QueueOverrides, Settings
 from workers_core.deployments.app import build_platform, pool_deployment_name
 from workers_core.integrations.anaf.cui import with_check_digit

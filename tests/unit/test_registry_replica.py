@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 
-from workers_core.client.breaker import CircuitBreaker
+from workers_core.breaker import CircuitBreaker
 from workers_core.clock import ManualClock
 from workers_core.registry.core import WorkerRegistry
 from workers_core.registry.health import HealthMonitor, flatten

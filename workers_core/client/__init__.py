@@ -6,8 +6,8 @@ Idempotency-Key so they always can), share a circuit breaker design and raise th
 typed errors (``workers_core.client.errors``).
 """
 
+from workers_core.breaker import CircuitBreaker
 from workers_core.client.aio import AsyncWorkersClient
-from workers_core.client.breaker import CircuitBreaker
 from workers_core.client.core import RetryConfig
 from workers_core.client.errors import (
     APIError,

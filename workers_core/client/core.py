@@ -15,8 +15,15 @@ from typing import Any
 
 import httpx
 
-from workers_core.client.breaker import CircuitBreaker
-from workers_core.client.errors import APIError, ClientError, TransportError, api_error
+from workers_core import breaker
+from workers_core.breaker import CircuitBreaker
+from workers_core.client.errors import (
+    APIError,
+    CircuitOpen,
+    ClientError,
+    TransportError,
+    api_error,
+)
 from workers_core.httputil import NOT_SENT, retry_after_s
 from workers_core.jobs.models import FollowUp, JobSubmission
 from workers_core.jobs.retry import RetryPolicy
@@ -93,6 +100,13 @@ class ClientCore:
         if call.timeout_s is not None:
             kwargs["timeout"] = httpx.Timeout(call.timeout_s, connect=5.0)
         return kwargs
+
+    def before_call(self) -> None:
+        """The breaker's check, its refusal raised as the SDK's ``CircuitOpen``."""
+        try:
+            self.breaker.before_call()
+        except breaker.CircuitOpen as exc:
+            raise CircuitOpen(exc.retry_in_s) from None
 
     def outcome(self, call: Call, response: httpx.Response) -> APIError | None:
         """Record the answer with the breaker; the error it stands for, if any."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from workers_core import breaker
 from workers_core.jobs.models import Job
 
 
@@ -76,12 +77,8 @@ class TransportError(ClientError):
         self.sent = sent
 
 
-class CircuitOpen(ClientError):
+class CircuitOpen(ClientError, breaker.CircuitOpen):
     """Recent calls kept failing; calls are refused until ``retry_in_s`` has passed."""
-
-    def __init__(self, retry_in_s: float) -> None:
-        super().__init__(f"circuit open after repeated failures; next try in {retry_in_s:.1f}s")
-        self.retry_in_s = retry_in_s
 
 
 class WaitTimeout(ClientError):

@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 import httpx
 
 from workers_core.artifacts import ArtifactMeta
+from workers_core.breaker import CircuitBreaker
 from workers_core.client import ops
-from workers_core.client.breaker import CircuitBreaker
 from workers_core.client.core import Call, ClientCore, RetryConfig
 from workers_core.client.errors import ClientError
 from workers_core.jobs.models import (
@@ -68,7 +68,7 @@ class WorkersClient:
     def _send(self, call: Call) -> httpx.Response:
         retries = 0
         while True:
-            self.core.breaker.before_call()
+            self.core.before_call()
             error: ClientError | None
             try:
                 response = self._http.request(call.method, call.path,

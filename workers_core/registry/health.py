@@ -13,8 +13,7 @@ from datetime import UTC, datetime
 
 import structlog
 
-from workers_core.client.breaker import CircuitBreaker
-from workers_core.client.errors import CircuitOpen
+from workers_core.breaker import CircuitBreaker, CircuitOpen
 from workers_core.clock import Clock, SystemClock
 from workers_core.registry.models import HealthDetail
 from workers_core.tasks.base import Health

@@ -12,7 +12,7 @@ import structlog
 
 from workers_core import __version__
 from workers_core.actors.consumer import QueueConsumer
-from workers_core.client.breaker import CircuitBreaker
+from workers_core.breaker import CircuitBreaker
 from workers_core.config import Settings
 from workers_core.registry.health import HealthMonitor
 from workers_core.registry.heartbeat import HeartbeatLoop, RegistryLink

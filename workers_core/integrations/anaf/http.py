@@ -23,8 +23,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from workers_core.client.breaker import CircuitBreaker
-from workers_core.client.errors import CircuitOpen
+from workers_core.breaker import CircuitBreaker, CircuitOpen
 from workers_core.errors import OutcomeUnknown
 from workers_core.httputil import NOT_SENT, retry_after_s
 from workers_core.integrations.anaf.errors import (

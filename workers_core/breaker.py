@@ -1,12 +1,20 @@
-"""A circuit breaker, so a client facing a dead platform fails fast instead of piling up."""
+"""A circuit breaker, so a caller facing a dead dependency fails fast instead of piling up:
+the SDK in front of the platform, deep health checks, the ANAF HTTP client."""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
 
-from workers_core.client.errors import CircuitOpen
 from workers_core.clock import Clock, SystemClock
+
+
+class CircuitOpen(Exception):
+    """Recent calls kept failing; calls are refused until ``retry_in_s`` has passed."""
+
+    def __init__(self, retry_in_s: float) -> None:
+        super().__init__(f"circuit open after repeated failures; next try in {retry_in_s:.1f}s")
+        self.retry_in_s = retry_in_s
 
 
 @dataclass
