@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 from workers_core.config import Settings
 from workers_core.integrations.netguard import (
     BlockedUrl,
-    FetchFailed,
     IPAddress,
     Resolver,
     Target,
@@ -23,16 +22,12 @@ from workers_core.integrations.netguard import (
     is_loopback_host,
     is_public_ip,
     normalize_host,
+    resolve_addresses,
     system_resolver,
+    unwrap_mapped,
 )
 
 _CGNAT: Final = ipaddress.IPv4Network("100.64.0.0/10")  # RFC 6598, not "private" to Python
-
-
-def _unwrapped(ip: IPAddress) -> IPAddress:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
 
 
 def _is_private_range(ip: IPAddress) -> bool:
@@ -67,7 +62,7 @@ class DestinationPolicy:
 
     def refusal(self, ip: IPAddress) -> str | None:
         """Why this address is refused, or None."""
-        ip = _unwrapped(ip)
+        ip = unwrap_mapped(ip)
         if is_public_ip(ip):
             return None
         if ip.is_loopback:
@@ -105,16 +100,7 @@ class DestinationPolicy:
     async def check(self, url: str) -> Target:
         """Resolve and check every address; the first is the one to connect to."""
         scheme, host, port = self.check_syntax(url)
-        try:
-            addresses: list[IPAddress] = [ipaddress.ip_address(host)]
-        except ValueError:
-            try:
-                addresses = [ipaddress.ip_address(a.split("%")[0])
-                             for a in await self.resolver(host, port)]
-            except (OSError, UnicodeError) as exc:
-                raise FetchFailed(f"cannot resolve {host!r}: {exc}") from exc
-        if not addresses:
-            raise FetchFailed(f"{host!r} has no address")
+        addresses = await resolve_addresses(host, port, self.resolver)
         for ip in addresses:  # one bad answer is enough: DNS may rotate between answers
             reason = self.refusal(ip)
             if reason is not None:

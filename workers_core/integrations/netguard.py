@@ -80,10 +80,16 @@ def is_loopback_host(host: str | None) -> bool:
         return False
 
 
+def unwrap_mapped(ip: IPAddress) -> IPAddress:
+    """The IPv4 address inside ``::ffff:a.b.c.d``, else the address itself."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
 def describe_ip(ip: IPAddress) -> str:
     """The class of a refused address, for an error message a person can act on."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    ip = unwrap_mapped(ip)
     for attr in ("loopback", "link_local", "private", "multicast", "unspecified", "reserved"):
         if getattr(ip, f"is_{attr}"):
             return attr.replace("_", "-")
@@ -110,6 +116,22 @@ async def system_resolver(host: str, port: int) -> list[str]:
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+async def resolve_addresses(host: str, port: int, resolver: Resolver) -> list[IPAddress]:
+    """The address a literal names, else every address ``resolver`` gives (at least one):
+    what a policy checks, all of them, before connecting to the first."""
+    try:
+        return [ipaddress.ip_address(host)]  # a literal: nothing to resolve
+    except ValueError:
+        pass
+    try:
+        addresses = [ipaddress.ip_address(a.split("%")[0]) for a in await resolver(host, port)]
+    except (OSError, UnicodeError) as exc:
+        raise FetchFailed(f"cannot resolve {host!r}: {exc}") from exc
+    if not addresses:
+        raise FetchFailed(f"{host!r} has no address")
+    return addresses
 
 
 @dataclass(frozen=True)
@@ -165,24 +187,13 @@ class UrlPolicy:
     async def check(self, url: str) -> Target:
         """Resolve and check every address; the first one is what ``fetch`` connects to."""
         parts, host, port = self.check_syntax(url)
-        try:
-            addresses = [ipaddress.ip_address(host)]  # a literal: nothing to resolve
-        except ValueError:
-            addresses = await self._resolve(host, port)
-        if not addresses:
-            raise FetchFailed(f"{host!r} has no address")
+        addresses = await resolve_addresses(host, port, self.resolver)
         for ip in addresses:  # one bad answer is enough: DNS may rotate between answers
             if not is_public_ip(ip):
                 raise BlockedUrl(f"host {host!r} resolves to {ip}, a {describe_ip(ip)} address:"
                                  " never reachable from a render", host=host)
         return Target(url=parts.geturl(), scheme=parts.scheme.lower(), host=host, port=port,
                       ip=addresses[0])
-
-    async def _resolve(self, host: str, port: int) -> list[IPAddress]:
-        try:
-            return [ipaddress.ip_address(a.split("%")[0]) for a in await self.resolver(host, port)]
-        except (OSError, UnicodeError) as exc:
-            raise FetchFailed(f"cannot resolve {host!r}: {exc}") from exc
 
 
 @dataclass
