@@ -14,7 +14,7 @@ import pytest
 
 from workers_core.clock import ManualClock
 from workers_core.config import Settings
-from workers_core.deployments.api import GatewayState, _resolve, create_api
+from workers_core.deployments.api import GatewayState, create_api, resolve_submission
 from workers_core.deployments.completion import CompletionWaiter
 from workers_core.jobs.models import JobSubmission
 from workers_core.jobs.scheduler import Scheduler, idempotency_key
@@ -51,7 +51,7 @@ def schedules(jobs: JobStore, settings: Settings) -> ScheduleStore:
 
 
 def _resolver(state: GatewayState) -> Callable[[JobSubmission, str], NewJob]:
-    return lambda sub, key: _resolve(state, sub, (), key)
+    return lambda sub, key: resolve_submission(state, sub, (), key)
 
 
 @pytest.fixture
@@ -167,8 +167,8 @@ async def test_a_replica_that_died_after_submitting_leaves_no_duplicate(
     manual.advance(3600)
     # What a replica did before dying: the tick's job is stored, the schedule not advanced.
     sub = JobSubmission.model_validate(ECHO)
-    [orphan] = await jobs.submit_many([_resolve(state, sub, (), idempotency_key("nightly",
-                                                                                tick))])
+    key = idempotency_key("nightly", tick)
+    [orphan] = await jobs.submit_many([resolve_submission(state, sub, (), key)])
     assert await scheduler.step() == 0
     detail = (await http.get("/v1/schedules/nightly")).json()
     assert detail["last_job_id"] == orphan.id

@@ -72,7 +72,7 @@ def _state(request: Request) -> GatewayState:
     return state
 
 
-def _resolve(
+def resolve_submission(
     state: GatewayState, sub: JobSubmission, where: tuple[str | int, ...], idem: str | None,
     traceparent: str | None = None,
 ) -> NewJob:
@@ -139,7 +139,7 @@ def create_api(state: GatewayState) -> FastAPI:
     audit_routes.install(app)
     install_event_routes(app, state)
     install_webhook_routes(app, state)
-    install_schedule_routes(app, state, _resolve)
+    install_schedule_routes(app, state, resolve_submission)
     install_pool_routes(app, state)
     install_ops_page(app)
     return app
@@ -195,8 +195,8 @@ def _job_routes(app: FastAPI) -> None:
     ) -> JobAccepted:
         """Accept one job: 202 once it is stored in Redis, with its id and Location."""
         state = _state(request)
-        new_job = _resolve(state, sub, (), idempotency_key or sub.idempotency_key,
-                           _trace_header(traceparent))
+        new_job = resolve_submission(state, sub, (), idempotency_key or sub.idempotency_key,
+                                     _trace_header(traceparent))
         [stored] = await state.store.submit_many([new_job])
         accepted = _accepted(stored.id, stored.duplicate)
         response.headers["Location"] = accepted.location
@@ -218,7 +218,8 @@ def _job_routes(app: FastAPI) -> None:
                 errors=[{"field": "jobs", "message": "too many jobs", "type": "too_long"}],
             )
         resolved = [
-            _resolve(state, sub, ("jobs", i), sub.idempotency_key, _trace_header(traceparent))
+            resolve_submission(state, sub, ("jobs", i), sub.idempotency_key,
+                               _trace_header(traceparent))
             for i, sub in enumerate(batch.jobs)
         ]
         stored = await state.store.submit_many(resolved)

@@ -14,7 +14,7 @@ from ray.serve.handle import DeploymentHandle
 
 from workers_core.artifacts import artifact_store_from_settings
 from workers_core.config import Settings, SettingsArgs, resolve_settings
-from workers_core.deployments.api import GatewayState, _resolve, create_api
+from workers_core.deployments.api import GatewayState, create_api, resolve_submission
 from workers_core.deployments.completion import CompletionWaiter
 from workers_core.events.dispatcher import WebhookDispatcher
 from workers_core.jobs.scheduler import Scheduler
@@ -62,7 +62,7 @@ class Gateway:
         if settings.schedule_enabled:
             self.scheduler = Scheduler(
                 ScheduleStore(store, settings.schedule_history_len), store,
-                lambda sub, key: _resolve(self.state, sub, (), key), settings)
+                lambda sub, key: resolve_submission(self.state, sub, (), key), settings)
             self.scheduler.start()
 
     async def __del__(self) -> None:

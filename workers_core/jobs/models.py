@@ -63,7 +63,8 @@ class FollowUp(BaseModel):
     then: list[FollowUp] = Field(default_factory=list, max_length=10)
 
 
-def _chain_shape(then: list[FollowUp]) -> list[FollowUp]:
+def check_chain_shape(then: list[FollowUp]) -> list[FollowUp]:
+    """Pydantic validator for a ``then`` list: bounds a chain's depth and total jobs."""
     def walk(items: list[FollowUp], depth: int) -> int:
         if items and depth > MAX_CHAIN_DEPTH:
             raise ValueError(f"a chain is at most {MAX_CHAIN_DEPTH} jobs deep")
@@ -96,7 +97,7 @@ class JobSubmission(BaseModel):
         description="Jobs to submit when this one succeeds (see FollowUp).",
     )
 
-    _then_shape = field_validator("then")(_chain_shape)
+    _then_shape = field_validator("then")(check_chain_shape)
 
     @field_validator("not_before")
     @classmethod

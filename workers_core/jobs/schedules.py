@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from workers_core.clock import Clock
 from workers_core.errors import StoreUnavailable, WorkersError
 from workers_core.jobs.keys import RedisKeys
-from workers_core.jobs.models import FollowUp, JobSubmission, _chain_shape
+from workers_core.jobs.models import FollowUp, JobSubmission, check_chain_shape
 from workers_core.jobs.store import UNAVAILABLE, JobStore
 
 SCHEDULE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
@@ -95,7 +95,7 @@ class ScheduleSpec(BaseModel):
                     "late; older ticks are skipped. Default WORKERS_SCHEDULE_MISFIRE_GRACE_S.")
     description: str | None = Field(default=None, max_length=500)
 
-    _then_shape = field_validator("then")(_chain_shape)
+    _then_shape = field_validator("then")(check_chain_shape)
 
     @field_validator("cron")
     @classmethod
