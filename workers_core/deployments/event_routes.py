@@ -18,7 +18,7 @@ from workers_core.deployments import problems
 from workers_core.errors import InvalidPayload
 from workers_core.events.models import EventFilter
 from workers_core.events.sse import STREAM_ID_PATTERN, EventReader, StreamSlots, event_messages
-from workers_core.events.webhook_store import redis_errors_as_503
+from workers_core.jobs.store import redis_errors_as_503
 
 if TYPE_CHECKING:
     from workers_core.deployments.api import GatewayState

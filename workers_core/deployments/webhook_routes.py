@@ -21,8 +21,9 @@ from workers_core.events.models import (
     WebhookSpec,
 )
 from workers_core.events.signature import new_secret
-from workers_core.events.webhook_store import WebhookStore, redis_errors_as_503
+from workers_core.events.webhook_store import WebhookStore
 from workers_core.integrations.netguard import BlockedUrl, FetchFailed
+from workers_core.jobs.store import redis_errors_as_503
 
 if TYPE_CHECKING:
     from workers_core.deployments.api import GatewayState

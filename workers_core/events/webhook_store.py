@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from workers_core.clock import Clock, SystemClock
-from workers_core.errors import StoreUnavailable, WorkersError
+from workers_core.errors import WorkersError
 from workers_core.events.models import (
     DeadLetter,
     DeliveryAttempt,
@@ -26,7 +24,6 @@ from workers_core.events.models import (
     WebhookStatus,
 )
 from workers_core.jobs.keys import RedisKeys
-from workers_core.jobs.store import UNAVAILABLE
 
 
 class WebhookNotFound(WorkersError):
@@ -70,15 +67,6 @@ for _, raw in ipairs(items) do
 end
 return #items
 """
-
-
-@asynccontextmanager
-async def redis_errors_as_503() -> AsyncIterator[None]:
-    """For routes: Redis away is a 503 with Retry-After, as for jobs."""
-    try:
-        yield
-    except UNAVAILABLE as exc:
-        raise StoreUnavailable(f"Redis is unreachable: {type(exc).__name__}") from exc
 
 
 @dataclass(frozen=True)

@@ -8,16 +8,14 @@ start of each step; the pool's replicas report the target to Serve's autoscaling
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis import exceptions as redis_errors
 
-from workers_core.errors import InvalidPayload, StoreUnavailable, WorkersError
+from workers_core.errors import InvalidPayload, WorkersError
 from workers_core.jobs.keys import POOL_DRAINING, POOL_TARGET_REPLICAS, RedisKeys
+from workers_core.jobs.store import redis_errors_as_503
 from workers_core.tasks.registry import QueueSpec
 
 
@@ -68,14 +66,6 @@ def check_target(queue: str, replicas: int, bounds: ReplicaBounds) -> None:
             min_replicas=bounds.low, max_replicas=bounds.high)
 
 
-@asynccontextmanager
-async def _redis_errors_as_503() -> AsyncIterator[None]:
-    try:
-        yield
-    except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
-        raise StoreUnavailable(f"Redis is unreachable: {type(exc).__name__}") from exc
-
-
 class PoolControls:
     """Reads and writes the per-queue controls hash."""
 
@@ -84,24 +74,24 @@ class PoolControls:
         self.keys = keys
 
     async def is_draining(self, queue: str) -> bool:
-        async with _redis_errors_as_503():
+        async with redis_errors_as_503():
             return bool(await self.redis.hget(self.keys.pool_controls(queue), POOL_DRAINING)
                         == "1")
 
     async def drain(self, queue: str) -> None:
         """Replicas stop taking entries at their next step; in-flight jobs finish."""
-        async with _redis_errors_as_503():
+        async with redis_errors_as_503():
             await self.redis.hset(self.keys.pool_controls(queue), POOL_DRAINING, "1")
 
     async def resume(self, queue: str) -> None:
-        async with _redis_errors_as_503():
+        async with redis_errors_as_503():
             await self.redis.hdel(self.keys.pool_controls(queue), POOL_DRAINING)
 
     async def set_target(self, queue: str, replicas: int | None, bounds: ReplicaBounds) -> None:
         """Ask for ``replicas`` (checked against ``bounds``); None hands the pool back to its
         backlog rule."""
         key = self.keys.pool_controls(queue)
-        async with _redis_errors_as_503():
+        async with redis_errors_as_503():
             if replicas is None:
                 await self.redis.hdel(key, POOL_TARGET_REPLICAS)
                 return

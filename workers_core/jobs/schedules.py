@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -22,10 +21,10 @@ from cronsim import CronSim, CronSimError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from workers_core.clock import Clock
-from workers_core.errors import StoreUnavailable, WorkersError
+from workers_core.errors import WorkersError
 from workers_core.jobs.keys import RedisKeys
 from workers_core.jobs.models import FollowUp, JobSubmission, check_chain_shape
-from workers_core.jobs.store import UNAVAILABLE, JobStore
+from workers_core.jobs.store import JobStore, redis_errors_as_503
 
 SCHEDULE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 MACROS = {  # Vixie cron's nicknames
@@ -346,13 +345,6 @@ class ScheduleStore:
         self._advance = jobs.redis.register_script(_ADVANCE)
         self._record = jobs.redis.register_script(_RECORD)
 
-    @asynccontextmanager
-    async def _guard(self) -> AsyncIterator[None]:
-        try:
-            yield
-        except UNAVAILABLE as exc:
-            raise StoreUnavailable(f"Redis is unreachable: {type(exc).__name__}") from exc
-
     async def put(self, schedule_id: str, spec: ScheduleSpec,
                   mode: Literal["create", "put"]) -> bool:
         """Store a resolved spec; its next tick counts from now. True if it was created."""
@@ -360,7 +352,7 @@ class ScheduleStore:
         nxt = spec.ticks().next_after(now)
         args = [mode, schedule_id, spec.model_dump_json(), "1" if spec.paused else "0",
                 "" if nxt is None else str(nxt), repr(now)]
-        async with self._guard():
+        async with redis_errors_as_503():
             verdict = await self._upsert(keys=[
                 self.keys.schedule(schedule_id), self.keys.schedules_due,
                 self.keys.schedules], args=args)
@@ -370,14 +362,14 @@ class ScheduleStore:
         return bool(verdict == "created")
 
     async def load(self, schedule_id: str) -> StoredSchedule:
-        async with self._guard():
+        async with redis_errors_as_503():
             fields = await self.redis.hgetall(self.keys.schedule(schedule_id))
         if not fields:
             raise ScheduleNotFound(f"no schedule {schedule_id!r}", schedule_id=schedule_id)
         return _stored(fields)
 
     async def get(self, schedule_id: str, preview: int) -> Schedule:
-        async with self._guard():
+        async with redis_errors_as_503():
             pipe = self.redis.pipeline(transaction=False)
             pipe.hgetall(self.keys.schedule(schedule_id))
             pipe.lrange(self.keys.schedule_fires(schedule_id), 0, self.history_len - 1)
@@ -388,7 +380,7 @@ class ScheduleStore:
 
     async def page(self, cursor: str | None, limit: int) -> SchedulePage:
         """By id; pass ``next_cursor`` back as ``cursor`` for the next page."""
-        async with self._guard():
+        async with redis_errors_as_503():
             ids = await self.redis.zrange(self.keys.schedules, f"({cursor}" if cursor else "-",
                                           "+", bylex=True, offset=0, num=limit)
             pipe = self.redis.pipeline(transaction=False)
@@ -399,7 +391,7 @@ class ScheduleStore:
         return SchedulePage(items=items, next_cursor=ids[-1] if len(ids) == limit else None)
 
     async def delete(self, schedule_id: str) -> None:
-        async with self._guard():
+        async with redis_errors_as_503():
             pipe = self.redis.pipeline(transaction=True)
             pipe.delete(self.keys.schedule(schedule_id))
             pipe.delete(self.keys.schedule_fires(schedule_id))
@@ -411,7 +403,7 @@ class ScheduleStore:
 
     async def due(self, now_s: float, limit: int) -> list[tuple[str, int]]:
         """Schedules whose next tick is at or before ``now_s``, earliest first."""
-        async with self._guard():
+        async with redis_errors_as_503():
             rows = await self.redis.zrangebyscore(self.keys.schedules_due, "-inf", now_s,
                                                   start=0, num=limit, withscores=True)
         return [(schedule_id, int(score)) for schedule_id, score in rows]
@@ -426,7 +418,7 @@ class ScheduleStore:
                 "" if next_fire_s is None else str(next_fire_s), was, now,
                 repr(self.clock.now()), "" if fired_tick is None else str(fired_tick),
                 job_id or "", self.history_len, *(r.model_dump_json() for r in records)]
-        async with self._guard():
+        async with redis_errors_as_503():
             done = await self._advance(keys=[
                 self.keys.schedule(s.id), self.keys.schedules_due,
                 self.keys.schedule_fires(s.id)], args=args)
@@ -434,7 +426,7 @@ class ScheduleStore:
 
     async def record(self, schedule_id: str, job_id: str, record: FireRecord) -> None:
         """A fire outside the cron (``:trigger``): history and last job, next tick unchanged."""
-        async with self._guard():
+        async with redis_errors_as_503():
             await self._record(keys=[self.keys.schedule(schedule_id),
                                      self.keys.schedule_fires(schedule_id)],
                                args=[job_id, repr(self.clock.now()), self.history_len,

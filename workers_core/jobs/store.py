@@ -52,6 +52,20 @@ UNAVAILABLE = (
 )
 
 
+@asynccontextmanager
+async def redis_errors_as_503() -> AsyncIterator[None]:
+    """Redis away (unreachable, loading its data) becomes ``StoreUnavailable``: a 503 with
+    Retry-After, for every module that talks to Redis on a request's behalf."""
+    try:
+        yield
+    except UNAVAILABLE as exc:
+        raise StoreUnavailable(f"Redis is unreachable: {type(exc).__name__}") from exc
+    except redis_errors.ResponseError as exc:
+        if "LOADING" in str(exc) or "MASTERDOWN" in str(exc):
+            raise StoreUnavailable("Redis is loading its data") from exc
+        raise
+
+
 @dataclass(frozen=True)
 class NewJob:
     """A submission resolved against its task type: ready to store."""
@@ -153,21 +167,10 @@ class JobStore:
     async def close(self) -> None:
         await self.redis.aclose()
 
-    @asynccontextmanager
-    async def _guard(self) -> AsyncIterator[None]:
-        try:
-            yield
-        except UNAVAILABLE as exc:
-            raise StoreUnavailable(f"Redis is unreachable: {type(exc).__name__}") from exc
-        except redis_errors.ResponseError as exc:
-            if "LOADING" in str(exc) or "MASTERDOWN" in str(exc):
-                raise StoreUnavailable("Redis is loading its data") from exc
-            raise
-
     async def _run(self, name: str, *args: Any) -> Any:
         now = self.clock.now()
         argv = [self.keys.prefix, repr(now), _iso(now), self.settings.events_maxlen, *args]
-        async with self._guard():
+        async with redis_errors_as_503():
             return await self._scripts[name](keys=[], args=argv)
 
     # -- submission -----------------------------------------------------------------------
@@ -195,7 +198,7 @@ class JobStore:
     async def get(self, job_id: str, *, with_progress: bool = False) -> Job:
         """The job; ``with_progress`` also reads its last progress report, in the same
         round trip (``GET /v1/jobs/{id}``)."""
-        async with self._guard():
+        async with redis_errors_as_503():
             if with_progress:
                 pipe = self.redis.pipeline(transaction=False)
                 pipe.hgetall(self.keys.job(job_id))
@@ -226,7 +229,7 @@ class JobStore:
             index = self.keys.index()
         items: list[Job] = []
         upper = f"({cursor}" if cursor else "+"
-        async with self._guard():
+        async with redis_errors_as_503():
             for _ in range(10):  # bound the work one page may cost
                 ids = await self.redis.zrange(
                     index, upper, "-", desc=True, bylex=True, offset=0, num=limit
@@ -275,7 +278,7 @@ class JobStore:
     # -- consumer side --------------------------------------------------------------------
 
     async def ensure_group(self, queue: str) -> None:
-        async with self._guard():
+        async with redis_errors_as_503():
             try:
                 await self.redis.xgroup_create(
                     self.keys.stream(queue), CONSUMER_GROUP, id="0", mkstream=True
@@ -288,7 +291,7 @@ class JobStore:
         self, queue: str, consumer: str, count: int, block_ms: int
     ) -> list[tuple[str, str]]:
         """New entries for this consumer, as ``(entry_id, job_id)``."""
-        async with self._guard():
+        async with redis_errors_as_503():
             reply = await self.redis.xreadgroup(
                 CONSUMER_GROUP, consumer, {self.keys.stream(queue): ">"}, count=count,
                 block=block_ms,
@@ -300,7 +303,7 @@ class JobStore:
         self, queue: str, consumer: str, min_idle_s: float, count: int
     ) -> list[tuple[str, str]]:
         """Take over entries that a dead (or stalled) consumer left pending too long."""
-        async with self._guard():
+        async with redis_errors_as_503():
             reply = await self.redis.xautoclaim(
                 self.keys.stream(queue), CONSUMER_GROUP, consumer,
                 min_idle_time=int(min_idle_s * 1000), start_id="0-0", count=count,
@@ -312,7 +315,7 @@ class JobStore:
         """Reset the idle time of entries still being worked on, so no one reclaims them."""
         if not entries:
             return
-        async with self._guard():
+        async with redis_errors_as_503():
             await self.redis.xclaim(
                 self.keys.stream(queue), CONSUMER_GROUP, consumer, min_idle_time=0,
                 message_ids=list(entries), justid=True,
@@ -368,7 +371,7 @@ class JobStore:
     async def cancel_requested(self, job_ids: Sequence[str]) -> set[str]:
         if not job_ids:
             return set()
-        async with self._guard():
+        async with redis_errors_as_503():
             pipe = self.redis.pipeline(transaction=False)
             for job_id in job_ids:
                 pipe.hget(self.keys.job(job_id), "cancel_requested")
@@ -376,12 +379,12 @@ class JobStore:
         return {job_id for job_id, flag in zip(job_ids, flags, strict=True) if flag == "1"}
 
     async def heartbeat(self, queue: str, consumer: str) -> None:
-        async with self._guard():
+        async with redis_errors_as_503():
             await self.redis.zadd(self.keys.consumers(queue), {consumer: self.clock.now()})
 
     async def forget_consumer(self, queue: str, consumer: str) -> None:
         """Graceful exit: drop the heartbeat, and the group consumer if it holds nothing."""
-        async with self._guard():
+        async with redis_errors_as_503():
             await self.redis.zrem(self.keys.consumers(queue), consumer)
             pending = await self.redis.xpending_range(
                 self.keys.stream(queue), CONSUMER_GROUP, min="-", max="+", count=1,
@@ -395,12 +398,12 @@ class JobStore:
     # -- stats ------------------------------------------------------------------------------
 
     async def known_queues(self) -> list[str]:
-        async with self._guard():
+        async with redis_errors_as_503():
             return sorted(await self.redis.smembers(self.keys.queues))
 
     async def queue_stats(self, queues: Sequence[str]) -> list[QueueStats]:
         now = self.clock.now()
-        async with self._guard():
+        async with redis_errors_as_503():
             pipe = self.redis.pipeline(transaction=False)
             for q in queues:
                 stream = self.keys.stream(q)
@@ -441,7 +444,7 @@ class JobStore:
         return stats
 
     async def ping(self) -> None:
-        async with self._guard():
+        async with redis_errors_as_503():
             await self.redis.ping()
 
 

@@ -14,9 +14,9 @@ import redis.asyncio as aioredis
 
 from workers_core.clock import Clock, SystemClock
 from workers_core.config import Settings, SubmitRate
-from workers_core.errors import StoreUnavailable, WorkersError
+from workers_core.errors import WorkersError
 from workers_core.jobs.keys import RedisKeys
-from workers_core.jobs.store import UNAVAILABLE
+from workers_core.jobs.store import redis_errors_as_503
 from workers_core.ratelimit import Rate
 
 # KEYS[1] client key; ARGV: now, interval, burst, cost -> {wait s, remaining, full in s}
@@ -95,13 +95,11 @@ class SubmissionQuota:
         if limit is None:
             return None
         interval = Rate.parse(limit.rate).interval_s
-        try:
+        async with redis_errors_as_503():  # a 503 like the store's, not a 500
             wait, remaining, reset = await self._script(
                 keys=[self._keys.submit_quota(client)],
                 args=[repr(self._clock.now()), repr(interval), limit.burst, max(jobs, 1)],
             )
-        except UNAVAILABLE as exc:  # a 503 like the store's, not a 500
-            raise StoreUnavailable(f"Redis is unreachable: {type(exc).__name__}") from exc
         return QuotaDecision(
             allowed=float(wait) <= 0, retry_after_s=float(wait), limit=limit.burst,
             remaining=max(0, math.floor(float(remaining))), reset_s=max(0.0, float(reset)),
