@@ -85,7 +85,7 @@ class QueueConsumer:
         self.tasks: dict[str, Task[Any, Any]] = {t.name: t(self.settings) for t in spec.tasks}
         self.limiters = {
             t.name: RedisRateLimiter(
-                store.redis, f"{store.keys.prefix}:rate:{t.name}", Rate.parse(t.rate_limit),
+                store.redis, store.keys.rate_limit(t.name), Rate.parse(t.rate_limit),
                 clock=self.clock,
             )
             for t in spec.tasks if t.rate_limit

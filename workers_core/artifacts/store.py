@@ -17,6 +17,7 @@ from pydantic import BaseModel, StringConstraints
 
 from workers_core.config import Settings
 from workers_core.errors import JobNotFound, PayloadTooLarge, StoreUnavailable
+from workers_core.jobs.keys import RedisKeys
 from workers_core.jobs.store import UNAVAILABLE
 
 
@@ -113,12 +114,12 @@ class RedisArtifactStore:
     def __init__(self, redis: aioredis.Redis, prefix: str, max_bytes: int,
                  default_ttl_s: int) -> None:
         self.redis: Any = redis
-        self.prefix = prefix
+        self.keys = RedisKeys(prefix)
         self.max_bytes = max_bytes
         self.default_ttl_s = default_ttl_s
 
     def _keys(self, artifact_id: str) -> tuple[str, str]:
-        base = f"{self.prefix}:art:{_check_id(artifact_id)}"
+        base = self.keys.artifact(_check_id(artifact_id))
         return base + ":data", base + ":meta"
 
     async def put(self, data: bytes, content_type: str, filename: str | None = None,

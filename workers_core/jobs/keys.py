@@ -10,6 +10,16 @@ POOL_DRAINING = "draining"
 POOL_TARGET_REPLICAS = "target_replicas"
 
 
+class FixedKey:
+    """A key with no variable part, read as an attribute of ``RedisKeys``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, keys: RedisKeys, owner: type[RedisKeys]) -> str:
+        return f"{keys.prefix}:{self.name}"
+
+
 @dataclass(frozen=True)
 class RedisKeys:
     prefix: str = "wc"
@@ -51,47 +61,49 @@ class RedisKeys:
     def schedule_fires(self, schedule_id: str) -> str:
         return f"{self.prefix}:schedule:{schedule_id}:fires"
 
-    @property
-    def schedules(self) -> str:
-        """Every schedule id (score 0: listed by id)."""
-        return f"{self.prefix}:schedules"
+    def rate_limit(self, task: str) -> str:
+        """GCRA state of a task's cluster-wide ``rate_limit``."""
+        return f"{self.prefix}:rate:{task}"
 
-    @property
-    def schedules_due(self) -> str:
-        """Active schedule ids by next fire time (epoch seconds)."""
-        return f"{self.prefix}:schedules:due"
+    def side_effect(self, key: str) -> str:
+        """An outside effect's at-most-once record (jobs/side_effects.py)."""
+        return f"{self.prefix}:effect:{key}"
 
-    @property
-    def audit(self) -> str:
-        return f"{self.prefix}:audit"
+    def anaf_rate(self, host: str) -> str:
+        """GCRA state of an ANAF host's limit (``api``: the OAuth host, ``public``)."""
+        return f"{self.prefix}:anaf:rate:{host}"
 
-    @property
-    def events(self) -> str:
-        return f"{self.prefix}:events"
+    def anaf_quota(self, what: str, day: str, message_id: int) -> str:
+        """Calls spent on one SPV message on one Romanian calendar day."""
+        return f"{self.prefix}:anaf:quota:{what}:{day}:{message_id}"
 
-    @property
-    def webhooks(self) -> str:
-        """zset of webhook subscription ids, scored by creation time."""
-        return f"{self.prefix}:webhooks"
+    def anaf_taxpayer(self, day: str, cui: int) -> str:
+        """A cached v9 taxpayer answer for one CUI on one date."""
+        return f"{self.prefix}:anaf:taxpayer:{day}:{cui}"
+
+    def anaf_oauth(self, client_id: str) -> str:
+        """An ANAF OAuth client's tokens (``:refresh-lock`` beside it)."""
+        return f"{self.prefix}:anaf:oauth:{client_id}"
+
+    def artifact(self, artifact_id: str) -> str:
+        """The base of an artifact's ``:data`` and ``:meta`` keys."""
+        return f"{self.prefix}:art:{artifact_id}"
+
+    def reges(self, *parts: object) -> str:
+        """REGES's results, receipts, statuses and drain lock (reges/results.py)."""
+        return ":".join([self.prefix, "reges", *map(str, parts)])
 
     def webhook(self, webhook_id: str, part: str = "") -> str:
         """A subscription's hash, or one of its parts (``deliveries``, ``dead``)."""
         return f"{self.prefix}:webhook:{webhook_id}" + (f":{part}" if part else "")
 
-    @property
-    def webhook_due(self) -> str:
-        """zset of pending deliveries (``<webhook>|<event>``) scored by when they are due."""
-        return f"{self.prefix}:webhook-due"
-
-    @property
-    def webhook_pending(self) -> str:
-        """hash: pending delivery → its event and attempt count."""
-        return f"{self.prefix}:webhook-pending"
-
-    @property
-    def done_channel(self) -> str:
-        return f"{self.prefix}:done"
-
-    @property
-    def queues(self) -> str:
-        return f"{self.prefix}:queues"
+    # Fixed keys: ``keys.events`` is ``"<prefix>:events"``.
+    schedules = FixedKey("schedules")  # zset: every schedule id (score 0: listed by id)
+    schedules_due = FixedKey("schedules:due")  # zset: active schedule ids by next fire time
+    audit = FixedKey("audit")  # capped stream of admin actions
+    events = FixedKey("events")  # capped stream of CloudEvents
+    webhooks = FixedKey("webhooks")  # zset: subscription ids by creation time
+    webhook_due = FixedKey("webhook-due")  # zset: pending ``<webhook>|<event>`` by due time
+    webhook_pending = FixedKey("webhook-pending")  # hash: pending delivery -> event, attempts
+    done_channel = FixedKey("done")  # pub/sub: ids of jobs that just finished
+    queues = FixedKey("queues")  # set: every queue a job was submitted to

@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import Any
 
 from workers_core.errors import NonRetryable, OutcomeUnknown, Retry, StoreUnavailable
+from workers_core.jobs.keys import RedisKeys
 from workers_core.jobs.store import UNAVAILABLE
 
 
@@ -39,11 +40,11 @@ class EffectRecord:
 class SideEffectLedger:
     def __init__(self, redis: Any, prefix: str, ttl_s: int) -> None:
         self.redis = redis
-        self.prefix = prefix
+        self.keys = RedisKeys(prefix)
         self.ttl_s = ttl_s
 
     def _key(self, key: str) -> str:
-        return f"{self.prefix}:effect:{key}"
+        return self.keys.side_effect(key)
 
     async def claim(
         self, key: str, attempt: int, note: dict[str, Any] | None = None

@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 
 from workers_core.errors import StoreUnavailable
 from workers_core.integrations.reges import MessageResult, RegesClient
+from workers_core.jobs.keys import RedisKeys
 from workers_core.jobs.store import UNAVAILABLE
 
 RECORD_TTL_S = 400 * 24 * 3600  # a registered contract stays registered: outlive a year
@@ -68,11 +69,11 @@ class ResultInbox:
 
     def __init__(self, redis: Any, prefix: str, *, lock_ttl_s: float) -> None:
         self.redis = redis
-        self.prefix = f"{prefix}:reges"
+        self.keys = RedisKeys(prefix)
         self.lock_ttl_ms = int(lock_ttl_s * 1000)
 
     def _k(self, *parts: object) -> str:
-        return ":".join([self.prefix, *map(str, parts)])
+        return self.keys.reges(*parts)
 
     async def drain(self, client: RegesClient) -> int | None:
         """Read, store and commit what the queue holds; None if another reader holds it."""

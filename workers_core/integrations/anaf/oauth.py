@@ -31,6 +31,7 @@ from workers_core.integrations.anaf.errors import (
     AnafUnavailable,
 )
 from workers_core.integrations.anaf.http import DEFAULT_RETRY, AnafHttp
+from workers_core.jobs.keys import RedisKeys
 
 AUTHORIZE_PATH = "/anaf-oauth2/v1/authorize"
 TOKEN_PATH = "/anaf-oauth2/v1/token"
@@ -112,7 +113,7 @@ class AnafOAuth:
                 "must be set (ANAF 'Profil OAuth')"
             )
         http = AnafHttp(settings.anaf_oauth_url, timeout_s=settings.anaf_timeout_s)
-        key = f"{settings.redis_prefix}:anaf:oauth:{settings.anaf_client_id}"
+        key = RedisKeys(settings.redis_prefix).anaf_oauth(settings.anaf_client_id)
         # The lock outlives a refresh that waits for every retry of the token call.
         return cls(
             http,

@@ -22,6 +22,7 @@ from workers_core.integrations.anaf.errors import (
 )
 from workers_core.integrations.anaf.http import ROMANIA, AnafHttp, seconds_to_romanian_midnight
 from workers_core.integrations.anaf.oauth import AnafOAuth
+from workers_core.jobs.keys import RedisKeys
 from workers_core.ratelimit import Rate, RedisRateLimiter
 
 API_RATE = Rate(1000, 60.0)  # limiteApeluriAPI.txt: 1000 calls per minute, all endpoints
@@ -29,7 +30,8 @@ API_RATE = Rate(1000, 60.0)  # limiteApeluriAPI.txt: 1000 calls per minute, all 
 
 def api_host(settings: Settings, redis: aioredis.Redis) -> AnafHttp:
     """The OAuth API host; one rate-limit key for every service on it."""
-    limiter = RedisRateLimiter(redis, f"{settings.redis_prefix}:anaf:rate:api", API_RATE, burst=50)
+    key = RedisKeys(settings.redis_prefix).anaf_rate("api")
+    limiter = RedisRateLimiter(redis, key, API_RATE, burst=50)
     return AnafHttp(settings.anaf_api_url, timeout_s=settings.anaf_timeout_s, limiters=[limiter])
 
 
@@ -46,13 +48,13 @@ class DailyQuota:
 
     def __init__(self, redis: aioredis.Redis, prefix: str, what: str, budget: int) -> None:
         self.redis: Any = redis
-        self.prefix = prefix
+        self.keys = RedisKeys(prefix)
         self.what = what
         self.budget = budget
 
     def _key(self, message_id: int) -> str:
         day = dt.datetime.now(ROMANIA).strftime("%Y%m%d")
-        return f"{self.prefix}:anaf:quota:{self.what}:{day}:{message_id}"
+        return self.keys.anaf_quota(self.what, day, message_id)
 
     async def take(self, message_id: int) -> int:
         """Spend one call on ``message_id``; raises AnafRateLimited past the budget."""

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from workers_core.config import Settings
 from workers_core.integrations.anaf.errors import AnafRejected
 from workers_core.integrations.anaf.http import PUBLIC_LOOKUP_RATE, AnafHttp
+from workers_core.jobs.keys import RedisKeys
 from workers_core.ratelimit import RedisRateLimiter
 
 V9_PATH = "/api/PlatitorTvaRest/v9/tva"
@@ -170,13 +171,13 @@ class TaxpayerLookup:
     ) -> None:
         self.http = http
         self.redis: Any = redis  # decode_responses=True: replies are str
-        self.prefix = prefix
+        self.keys = RedisKeys(prefix)
         self.cache_ttl_s = cache_ttl_s
 
     @classmethod
     def from_settings(cls, settings: Settings, redis: aioredis.Redis) -> TaxpayerLookup:
         limiter = RedisRateLimiter(
-            redis, f"{settings.redis_prefix}:anaf:rate:public", PUBLIC_LOOKUP_RATE,
+            redis, RedisKeys(settings.redis_prefix).anaf_rate("public"), PUBLIC_LOOKUP_RATE,
             from_answer=True,  # ANAF counts arrivals: a second from each answer, too
         )
         http = AnafHttp(
@@ -191,7 +192,7 @@ class TaxpayerLookup:
         await self.http.aclose()
 
     def _key(self, cui: int, on: date) -> str:
-        return f"{self.prefix}:anaf:taxpayer:{on.isoformat()}:{cui}"
+        return self.keys.anaf_taxpayer(on.isoformat(), cui)
 
     async def lookup(
         self, cuis: Sequence[int], on: date, progress: ProgressCallback | None = None
