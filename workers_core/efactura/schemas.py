@@ -1,4 +1,5 @@
-"""Where the official UBL 2.1 XSDs and CIUS-RO rules live (data files, never in the repository)."""
+"""Where the official schemas live (data files, never in the repository): the directory and
+required files of every document kind (e-Factura, e-Transport, REGES, SAF-T), e-Factura's set."""
 
 from __future__ import annotations
 
@@ -27,6 +28,14 @@ def schemas_root(settings: Settings) -> Path:
     return root
 
 
+def required_file(path: Path, must: str) -> Path:
+    """``path`` if it is a file; else SchemasUnavailable: ``WORKERS_SCHEMAS_DIR must <must>``."""
+    if not path.is_file():
+        raise SchemasUnavailable(f"{path} is missing; WORKERS_SCHEMAS_DIR must {must}",
+                                 path=str(path))
+    return path
+
+
 @dataclass(frozen=True, slots=True)
 class EfacturaSchemas:
     """The three files validation needs, checked to exist when resolved."""
@@ -48,10 +57,6 @@ class EfacturaSchemas:
             / "EN16931-CIUS_RO-UBL-validation.xslt",
         )
         for path in (found.invoice_xsd, found.credit_note_xsd, found.schematron_xslt):
-            if not path.is_file():
-                raise SchemasUnavailable(
-                    f"{path} is missing; WORKERS_SCHEMAS_DIR must point at a complete "
-                    "schemas directory (see shared/schemas/README.md)",
-                    path=str(path),
-                )
+            required_file(path, "point at a complete schemas directory "
+                                "(see shared/schemas/README.md)")
         return found

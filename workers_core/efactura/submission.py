@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Literal
+from typing import Any
 
 from cryptography import x509
 from pydantic import BaseModel
@@ -30,7 +30,7 @@ from pydantic import BaseModel
 from workers_core.efactura.archive import AnafArchive, open_archive
 from workers_core.efactura.errors import MalformedXml
 from workers_core.efactura.safe_xml import parse_untrusted
-from workers_core.efactura.ubl import CREDIT_NOTE_NS, INVOICE_NS
+from workers_core.efactura.validate import DOCUMENTS, Document
 from workers_core.integrations.anaf.efactura import (
     EfacturaClient,
     MessageStatus,
@@ -58,7 +58,7 @@ _PARTY_ID = (
 class InvoiceIdentity(BaseModel):
     """What names an invoice at ANAF: the key of "at most once"."""
 
-    document: Literal["Invoice", "CreditNote"]
+    document: Document
     number: str
     issue_date: dt.date
     seller_cif: int
@@ -82,12 +82,8 @@ class InvoiceIdentity(BaseModel):
 def identify(xml: bytes) -> InvoiceIdentity:
     """Number, date and parties of a UBL Invoice/CreditNote; MalformedXml if one is missing."""
     root = parse_untrusted(xml).getroot()
-    document: Literal["Invoice", "CreditNote"]
-    if root.tag == f"{{{INVOICE_NS}}}Invoice":
-        document = "Invoice"
-    elif root.tag == f"{{{CREDIT_NOTE_NS}}}CreditNote":
-        document = "CreditNote"
-    else:
+    document = DOCUMENTS.get(root.tag)
+    if document is None:
         raise MalformedXml(f"root {root.tag} is neither a UBL Invoice nor a CreditNote")
     supplier, customer = "AccountingSupplierParty", "AccountingCustomerParty"
     number = root.findtext("cbc:ID", namespaces=UBL)

@@ -6,7 +6,7 @@ import functools
 import threading
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from lxml import etree  # type: ignore[import-untyped]
 from pydantic import BaseModel, ConfigDict, computed_field
@@ -18,7 +18,8 @@ from workers_core.efactura.schematron import SchematronRunner
 from workers_core.efactura.ubl import CREDIT_NOTE_NS, INVOICE_NS
 
 Document = Literal["Invoice", "CreditNote"]
-_ROOTS: dict[str, Document] = {
+# A UBL document's root tag -> which one it is (validation and the upload's identity).
+DOCUMENTS: dict[str, Document] = {
     f"{{{INVOICE_NS}}}Invoice": "Invoice",
     f"{{{CREDIT_NOTE_NS}}}CreditNote": "CreditNote",
 }
@@ -68,21 +69,27 @@ class ValidationReport(IssueReport):
 
 
 class CompiledXsd:
-    """An XSD compiled once; validation is serialised (lxml validators keep an error log)."""
+    """An XSD compiled once, from its file or from a tree read from it and adapted (SAF-T);
+    validation is serialised (lxml validators keep an error log). Every XSD here is one."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, tree: etree._ElementTree | None = None) -> None:
         parser = etree.XMLParser(no_network=True, resolve_entities=False)
         try:
-            self._schema = etree.XMLSchema(etree.parse(str(path), parser))
+            self._schema = etree.XMLSchema(
+                etree.parse(str(path), parser) if tree is None else tree
+            )
         except (etree.XMLSchemaParseError, etree.XMLSyntaxError, OSError) as exc:
             raise SchemasUnavailable(f"cannot load {path}: {exc}", path=str(path)) from exc
         self._lock = threading.Lock()
 
-    def issues(self, tree: etree._ElementTree) -> list[ValidationIssue]:
+    def errors(self, node: etree._ElementTree | etree._Element) -> list[Any]:
+        """libxml2's entries (``line``, ``path``, ``message``) for ``node``; [] when valid."""
         with self._lock:
-            if self._schema.validate(tree):
+            if self._schema.validate(node):
                 return []
-            log = list(self._schema.error_log)
+            return list(self._schema.error_log)
+
+    def issues(self, tree: etree._ElementTree) -> list[ValidationIssue]:
         return [
             ValidationIssue(
                 rule_id="XSD",
@@ -91,7 +98,7 @@ class CompiledXsd:
                 text=f"line {entry.line}: {entry.message}",
                 source="xsd",
             )
-            for entry in log
+            for entry in self.errors(tree)
         ]
 
 
@@ -109,7 +116,7 @@ class InvoiceValidator:
         """A report for ``xml``; raises UnsafeXml/MalformedXml for what is not a UBL document."""
         started = time.perf_counter()
         tree = parse_untrusted(xml)
-        document = _ROOTS.get(tree.getroot().tag)
+        document = DOCUMENTS.get(tree.getroot().tag)
         if document is None:
             raise MalformedXml(
                 f"root element {tree.getroot().tag} is neither a UBL 2.1 Invoice nor CreditNote"

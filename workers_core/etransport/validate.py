@@ -15,8 +15,9 @@ from typing import Final
 
 from lxml import etree  # type: ignore[import-untyped]
 
-from workers_core.efactura.errors import MalformedXml, SchemasUnavailable
+from workers_core.efactura.errors import MalformedXml
 from workers_core.efactura.safe_xml import parse_untrusted
+from workers_core.efactura.schemas import required_file
 from workers_core.efactura.schematron import Finding
 from workers_core.efactura.validate import CompiledXsd, IssueReport, ValidationIssue
 from workers_core.etransport.document import NS
@@ -38,15 +39,9 @@ class EtransportSchemas:
     @classmethod
     def under(cls, root: Path) -> EtransportSchemas:
         base = root / "anaf" / "etransport"
-        found = cls(xsd=base / XSD_NAME, schematron_xslt=base / SCHEMATRON_NAME)
-        for path in (found.xsd, found.schematron_xslt):
-            if not path.is_file():
-                raise SchemasUnavailable(
-                    f"{path} is missing; WORKERS_SCHEMAS_DIR must hold anaf/etransport/ "
-                    "(see shared/schemas/README.md)",
-                    path=str(path),
-                )
-        return found
+        must = "hold anaf/etransport/ (see shared/schemas/README.md)"
+        return cls(xsd=required_file(base / XSD_NAME, must),
+                   schematron_xslt=required_file(base / SCHEMATRON_NAME, must))
 
 
 class EtransportReport(IssueReport):

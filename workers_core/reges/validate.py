@@ -13,8 +13,9 @@ from uuid import UUID
 from lxml import etree  # type: ignore[import-untyped]
 from pydantic import BaseModel
 
-from workers_core.efactura.errors import MalformedXml, SchemasUnavailable
+from workers_core.efactura.errors import MalformedXml
 from workers_core.efactura.safe_xml import parse_untrusted
+from workers_core.efactura.schemas import required_file
 from workers_core.efactura.validate import CompiledXsd, IssueReport
 from workers_core.reges.document import NS, XSI
 
@@ -35,14 +36,8 @@ class RegesReport(IssueReport):
 
 
 def xsd_path(schemas_root: Path) -> Path:
-    path = schemas_root / XSD_PATH
-    if not path.is_file():
-        raise SchemasUnavailable(
-            f"{path} is missing; WORKERS_SCHEMAS_DIR must hold reges/reges.xsd "
-            "(reges-ro/integrare 'Schema reges.xsd')",
-            path=str(path),
-        )
-    return path
+    return required_file(schemas_root / XSD_PATH,
+                         "hold reges/reges.xsd (reges-ro/integrare 'Schema reges.xsd')")
 
 
 def _xsi_type(root: etree._Element) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from lxml import etree  # type: ignore[import-untyped]
 
+from workers_core.efactura.schemas import required_file
 from workers_core.saft.errors import SchemasUnavailable
 from workers_core.saft.writer import FILED_NS, TEST_NS
 
@@ -21,14 +22,8 @@ XS = "http://www.w3.org/2001/XMLSchema"
 
 def saft_xsd_path(root: Path) -> Path:
     """The D406 XSD below a schemas root; a missing file is a clear error."""
-    path = root / SAFT_XSD
-    if not path.is_file():
-        raise SchemasUnavailable(
-            f"{path} is missing; WORKERS_SCHEMAS_DIR must point at a schemas directory "
-            "holding anaf/saft (see shared/schemas/README.md)",
-            path=str(path),
-        )
-    return path
+    return required_file(root / SAFT_XSD, "point at a schemas directory holding anaf/saft "
+                                          "(see shared/schemas/README.md)")
 
 
 def load_xsd_tree(path: Path, namespace: str) -> etree._ElementTree:
@@ -44,10 +39,3 @@ def load_xsd_tree(path: Path, namespace: str) -> etree._ElementTree:
         return etree.ElementTree(etree.fromstring(text, parser))
     except (etree.XMLSyntaxError, OSError) as exc:
         raise SchemasUnavailable(f"cannot read {path}: {exc}", path=str(path)) from exc
-
-
-def compile_xsd(tree: etree._ElementTree, path: Path) -> etree.XMLSchema:
-    try:
-        return etree.XMLSchema(tree)
-    except etree.XMLSchemaParseError as exc:
-        raise SchemasUnavailable(f"cannot compile {path}: {exc}", path=str(path)) from exc

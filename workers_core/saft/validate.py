@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import threading
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -24,10 +23,11 @@ from pathlib import Path
 from lxml import etree  # type: ignore[import-untyped]
 from pydantic import BaseModel, computed_field
 
+from workers_core.efactura.validate import CompiledXsd
 from workers_core.saft.errors import MalformedXml, UnsafeXml
 from workers_core.saft.nomenclature import Nomenclature, nomenclature_for
 from workers_core.saft.rules import Names, RuleChecker, Violation
-from workers_core.saft.schemas import XS, compile_xsd, load_xsd_tree, saft_xsd_path
+from workers_core.saft.schemas import XS, load_xsd_tree, saft_xsd_path
 from workers_core.saft.writer import FILED_NS, TEST_NS
 
 GL = "/AuditFile/GeneralLedgerEntries"
@@ -110,15 +110,10 @@ class SaftSchema:
         invoice = etree.SubElement(root, f"{{{XS}}}element")
         invoice.set("name", "Invoice")
         invoice.set("type", "nsSAFT:InvoiceStructure")
-        self.schema = compile_xsd(tree, xsd)
-        self.lock = threading.Lock()
+        self.xsd = CompiledXsd(xsd, tree)
 
     def issues(self, el: etree._Element, prefix: str) -> list[Violation]:
         """XSD errors of ``el``'s subtree; paths start at ``prefix`` (where ``el`` is)."""
-        with self.lock:
-            if self.schema.validate(el):
-                return []
-            log = list(self.schema.error_log)
         return [
             Violation(
                 rule="XSD",
@@ -126,7 +121,7 @@ class SaftSchema:
                 line=entry.line,
                 message=entry.message,
             )
-            for entry in log
+            for entry in self.xsd.errors(el)
         ]
 
 
