@@ -7,6 +7,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -259,7 +260,7 @@ async def test_polling_hands_back_with_retry_when_the_attempt_is_over(
     reges: RegesSandbox, submitter: RegesSubmitter
 ) -> None:
     reges.state.processing_s = 60
-    submitter.poll_in_job_s = 0.2
+    submitter.polling = replace(submitter.polling, in_job_s=0.2)
     msg = message()
     sent = await submitter.send_once(build_xml(msg, Sender()), identity_of(msg), "fp", 1)
     with pytest.raises(Retry, match="not processed"):

@@ -37,7 +37,7 @@ from workers_core.integrations.anaf.efactura import (
     SpvMessage,
     Standard,
 )
-from workers_core.integrations.anaf.spv import PollPolicy, poll_until_final
+from workers_core.jobs.polling import PollPolicy, poll_until_final
 from workers_core.jobs.side_effects import (
     LostAnswerLookup,
     Reuse,
@@ -241,5 +241,6 @@ class InvoiceSubmitter:
     async def poll(self, index: int, on_state: StateCallback | None = None) -> MessageStatus:
         """Poll until a final state, or hand back with ``Retry`` when this attempt's time is up."""
         return await poll_until_final(
-            lambda: self.client.status(index), self.polling, f"upload {index}", on_state
+            lambda: self.client.status(index), self.polling,
+            f"ANAF is still processing upload {index}; polling again later", on_state,
         )

@@ -32,7 +32,7 @@ from workers_core.integrations.anaf.etransport import (
     EtransportMessage,
     list_days_since,
 )
-from workers_core.integrations.anaf.spv import PollPolicy, poll_until_final
+from workers_core.jobs.polling import PollPolicy, poll_until_final
 from workers_core.jobs.side_effects import (
     LostAnswerLookup,
     Reuse,
@@ -197,6 +197,6 @@ class DeclarationSubmitter:
         return await poll_until_final(
             lambda: self.client.status(index),
             self.polling,
-            f"e-Transport upload {index}",
+            f"ANAF is still processing e-Transport upload {index}; polling again later",
             on_state,
         )

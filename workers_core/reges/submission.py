@@ -13,15 +13,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel
 
-from workers_core.errors import Retry
 from workers_core.integrations.reges import RegesClient
+from workers_core.jobs.polling import PollPolicy, poll_until_final
 from workers_core.jobs.side_effects import (
     LostAnswerLookup,
     Reuse,
@@ -56,9 +54,7 @@ class RegesSubmitter:
         self.client = client
         self.ledger = ledger
         self.inbox = inbox
-        self.poll_first_s = poll_first_s
-        self.poll_max_interval_s = poll_max_interval_s
-        self.poll_in_job_s = poll_in_job_s
+        self.polling = PollPolicy(poll_first_s, poll_max_interval_s, poll_in_job_s)
         self.lookup_grace_s = lookup_grace_s
         self.lookup_retry_s = lookup_retry_s
 
@@ -110,18 +106,11 @@ class RegesSubmitter:
 
     async def await_result(self, message_id: UUID, receipt_id: UUID) -> MessageStatus:
         """Poll until the result is final (saved against the message id), or ``Retry``."""
-        delay = self.poll_first_s
-        deadline = time.monotonic() + self.poll_in_job_s
-        while True:
-            status = await self.current(message_id, receipt_id)
-            if status.final:
-                await self.inbox.save_final(status)
-                return status
-            if time.monotonic() + delay > deadline:
-                raise Retry(
-                    f"REGES has not processed message {message_id} (receipt {receipt_id}) "
-                    "yet; waiting for its result again later",
-                    after_s=delay,
-                )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self.poll_max_interval_s)
+        status = await poll_until_final(
+            lambda: self.current(message_id, receipt_id),
+            self.polling,
+            f"REGES has not processed message {message_id} (receipt {receipt_id}) yet; "
+            "waiting for its result again later",
+        )
+        await self.inbox.save_final(status)
+        return status

@@ -1,20 +1,16 @@
 """What the SPV API clients (e-Factura, e-Transport) share: the API host with ANAF's
-1000 calls/min as one budget for the cluster, calls that carry the OAuth Bearer token, and
-polling ``stareMesaj`` to a final state."""
+1000 calls/min as one budget for the cluster, and calls that carry the OAuth Bearer token
+(polling ``stareMesaj`` to a final state: ``workers_core.jobs.polling``)."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar
 
 import redis.asyncio as aioredis
 
 from workers_core.config import Settings
-from workers_core.errors import Retry
 from workers_core.integrations.anaf.errors import (
     AnafNotAuthorised,
     AnafRateLimited,
@@ -107,42 +103,3 @@ class SpvClient:
         tokens = await self.oauth.refresh(force=True)
         return await send({"Authorization": f"Bearer {tokens.access_token.get_secret_value()}"})
 
-
-class _Status(Protocol):
-    @property
-    def final(self) -> bool: ...
-
-
-StatusT = TypeVar("StatusT", bound=_Status)
-
-
-@dataclass(frozen=True)
-class PollPolicy:
-    """``stareMesaj`` polling: doubling waits from ``first_s`` up to ``max_interval_s``; after
-    ``in_job_s`` the attempt hands back (``Retry``) and a later one resumes."""
-
-    first_s: float
-    max_interval_s: float
-    in_job_s: float
-
-
-async def poll_until_final(
-    query: Callable[[], Awaitable[StatusT]],
-    policy: PollPolicy,
-    what: str,
-    on_state: Callable[[StatusT], Awaitable[None]] | None = None,
-) -> StatusT:
-    """Ask ``query`` until its answer is final, or raise ``Retry`` when this attempt's time
-    is up (each query spends the message's daily quota, so waits double)."""
-    delay = policy.first_s
-    deadline = time.monotonic() + policy.in_job_s
-    while True:
-        status = await query()
-        if on_state is not None:
-            await on_state(status)
-        if status.final:
-            return status
-        if time.monotonic() + delay > deadline:
-            raise Retry(f"ANAF is still processing {what}; polling again later", after_s=delay)
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, policy.max_interval_s)
