@@ -2,14 +2,21 @@
 
 Each page is a list of rows; a row is one or more (x, text) cells, so a label and its value
 far apart on one row test reading order. ``reference_text`` is what a perfect OCR returns.
+``ocr`` runs a scan through an ``ocr.extract`` task as a job would.
 """
 
 from __future__ import annotations
 
 import io
+import uuid
 from collections.abc import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
+
+from workers_core.artifacts import artifact_store_from_settings
+from workers_core.config import Settings
+from workers_core.tasks.base import JobContext
+from workers_core.tasks.ocr import OcrExtract, OcrPayload, OcrResult
 
 FONT_PATH = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 FONT_PX = 30
@@ -84,3 +91,17 @@ def tiff(images: Sequence[Image.Image]) -> bytes:
         out, "TIFF", save_all=True, append_images=rest, compression="tiff_lzw", dpi=(DPI, DPI)
     )
     return out.getvalue()
+
+
+def context(s: Settings) -> JobContext:
+    """A first attempt's context over the artifact store ``s`` names."""
+    return JobContext(job_id=f"job-ocr-{uuid.uuid4().hex[:8]}", task="ocr.extract", queue="ocr",
+                      attempt=1, max_attempts=3, correlation_id=None, settings=s,
+                      artifacts=artifact_store_from_settings(s))
+
+
+async def ocr(task: OcrExtract, data: bytes, content_type: str, **payload: object) -> OcrResult:
+    """``data`` stored as an artifact, then read by ``task`` with ``payload``'s options."""
+    ctx = context(task.settings)
+    meta = await ctx.artifacts.put(data, content_type, filename="scan")
+    return await task.run(OcrPayload.model_validate({"artifact_id": meta.id, **payload}), ctx)

@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from tests.unit import ocr_pages
+from tests.unit.ocr_pages import ocr
 from workers_core.artifacts import artifact_store_from_settings
 from workers_core.artifacts.store import ArtifactTooLarge
 from workers_core.config import Settings
@@ -25,8 +26,7 @@ from workers_core.errors import NonRetryable
 from workers_core.jobs.store import JobStore
 from workers_core.local.redis_server import RedisServer
 from workers_core.ocr import TooManyPages, UnreadableDocument, UnsupportedDocument
-from workers_core.tasks.base import JobContext
-from workers_core.tasks.ocr import OcrExtract, OcrPayload, OcrResult
+from workers_core.tasks.ocr import OcrExtract
 from workers_core.tasks.registry import TaskCatalog
 
 pytestmark = pytest.mark.slow  # the OCR engine loads once for the module (a few seconds)
@@ -84,43 +84,37 @@ def tiff_declaring(width: int, height: int) -> bytes:
     return bytes(data)
 
 
+def pdf_of(objs: list[bytes]) -> bytes:
+    """A PDF file of these objects (numbered from 1, the catalog first) with a true xref."""
+    out = bytearray(b"%PDF-1.7\n")
+    offsets = []
+    for i, obj in enumerate(objs, 1):
+        offsets.append(len(out))
+        out += f"{i} 0 obj\n".encode() + obj + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objs) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
+    out += f"trailer\n<< /Size {len(objs) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)
+
+
 def pdf_with(content: bytes, media_box: str = "0 0 595 842", filter_: bool = True) -> bytes:
     stream = zlib.compress(content, 9) if filter_ else content
     flt = b"/Filter /FlateDecode " if filter_ else b""
-    objs = [
+    return pdf_of([
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
         f"<< /Type /Page /Parent 2 0 R /MediaBox [{media_box}] /Contents 4 0 R >>".encode(),
         b"<< " + flt + b"/Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream
         + b"\nendstream",
-    ]
-    out = bytearray(b"%PDF-1.7\n")
-    offsets = []
-    for i, obj in enumerate(objs, 1):
-        offsets.append(len(out))
-        out += f"{i} 0 obj\n".encode() + obj + b"\nendobj\n"
-    xref = len(out)
-    out += f"xref\n0 {len(objs) + 1}\n0000000000 65535 f \n".encode()
-    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
-    out += f"trailer\n<< /Size {len(objs) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    return bytes(out)
+    ])
 
 
 def many_pages_pdf(pages: int) -> bytes:
     kids = " ".join(f"{3 + i} 0 R" for i in range(pages))
-    objs = [b"<< /Type /Catalog /Pages 2 0 R >>",
-            f"<< /Type /Pages /Kids [{kids}] /Count {pages} >>".encode(),
-            *[b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 10 10] >>"] * pages]
-    out = bytearray(b"%PDF-1.7\n")
-    offsets = []
-    for i, obj in enumerate(objs, 1):
-        offsets.append(len(out))
-        out += f"{i} 0 obj\n".encode() + obj + b"\nendobj\n"
-    xref = len(out)
-    out += f"xref\n0 {len(objs) + 1}\n0000000000 65535 f \n".encode()
-    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
-    out += f"trailer\n<< /Size {len(objs) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    return bytes(out)
+    return pdf_of([b"<< /Type /Catalog /Pages 2 0 R >>",
+                   f"<< /Type /Pages /Kids [{kids}] /Count {pages} >>".encode(),
+                   *[b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 10 10] >>"] * pages])
 
 
 # name -> (bytes, declared content type, the error it must end in; None = may succeed)
@@ -179,18 +173,6 @@ async def task(ocr_settings: Settings) -> AsyncIterator[OcrExtract]:
     await t.setup()
     yield t
     await t.close()
-
-
-def context(s: Settings) -> JobContext:
-    return JobContext(job_id=f"job-ocr-{uuid.uuid4().hex[:8]}", task="ocr.extract", queue="ocr",
-                      attempt=1, max_attempts=3, correlation_id=None, settings=s,
-                      artifacts=artifact_store_from_settings(s))
-
-
-async def ocr(task: OcrExtract, data: bytes, content_type: str) -> OcrResult:
-    ctx = context(task.settings)
-    meta = await ctx.artifacts.put(data, content_type, filename="scan")
-    return await task.run(OcrPayload.model_validate({"artifact_id": meta.id}), ctx)
 
 
 # Pillow warns (UserWarning) on corrupt TIFF tags and reads on; here as in production.

@@ -21,7 +21,7 @@ from PIL import Image
 from pydantic import ValidationError
 
 from tests.unit import ocr_pages
-from workers_core.artifacts import artifact_store_from_settings
+from tests.unit.ocr_pages import context, ocr
 from workers_core.config import Settings
 from workers_core.errors import NonRetryable
 from workers_core.local.redis_server import RedisServer
@@ -41,8 +41,7 @@ from workers_core.ocr import (
 from workers_core.ocr.pages import sniff
 from workers_core.ocr.pipeline import OcrRequest, Stopped, extract
 from workers_core.ocr.rapid import MODEL_FILES, MODELS_DIR
-from workers_core.tasks.base import JobContext
-from workers_core.tasks.ocr import OcrExtract, OcrPayload, OcrResult
+from workers_core.tasks.ocr import OcrExtract, OcrPayload
 
 MAX_PAGES = 3
 
@@ -78,25 +77,6 @@ async def task(ocr_settings: Settings) -> AsyncIterator[OcrExtract]:
     await t.setup()
     yield t
     await t.close()
-
-
-def context(s: Settings) -> JobContext:
-    return JobContext(
-        job_id=f"job-ocr-{uuid.uuid4().hex[:8]}",
-        task="ocr.extract",
-        queue="ocr",
-        attempt=1,
-        max_attempts=3,
-        correlation_id=None,
-        settings=s,
-        artifacts=artifact_store_from_settings(s),
-    )
-
-
-async def ocr(task: OcrExtract, data: bytes, content_type: str, **payload: object) -> OcrResult:
-    ctx = context(task.settings)
-    meta = await ctx.artifacts.put(data, content_type, filename="scan")
-    return await task.run(OcrPayload.model_validate({"artifact_id": meta.id, **payload}), ctx)
 
 
 def tiff_of(*labels: str) -> bytes:
