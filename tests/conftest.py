@@ -16,8 +16,11 @@ import pytest
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
+from tests.loopback import Receiver, Recorder, serving
 from workers_core.clock import ManualClock
 from workers_core.config import Settings
+from workers_core.efactura.errors import SchemasUnavailable
+from workers_core.efactura.schemas import schemas_root
 from workers_core.jobs.store import JobStore
 from workers_core.local.redis_server import RedisServer
 from workers_core.sandbox.slack import SlackSandbox
@@ -35,6 +38,25 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.start()
     yield server
     server.stop()
+
+
+SAFT_XSD = "anaf/saft/Ro_SAFT_Schema_v248_20231121.xsd"
+
+
+def schemas_or_skip(*needed: str) -> Path:
+    """The schemas directory (holding each ``needed`` file), or a skip saying how to get it."""
+    try:
+        root = schemas_root(Settings(_env_file=None))  # type: ignore[call-arg]
+        for name in needed:
+            (root / name).stat()
+    except (SchemasUnavailable, FileNotFoundError) as exc:
+        pytest.skip(f"schemas absent (set WORKERS_SCHEMAS_DIR, ../shared/schemas): {exc}")
+    return root
+
+
+@pytest.fixture(scope="session")
+def schemas() -> Path:
+    return schemas_or_skip()
 
 
 @pytest.fixture
@@ -94,6 +116,23 @@ class SmtpServer:
     username: str
     password: str
     capture: SmtpCapture
+
+
+@pytest.fixture
+def loopback_server() -> Iterator[tuple[int, list[str]]]:
+    """A loopback server no guarded request may reach: (its port, the paths it was asked for)."""
+    hits: list[str] = []
+    with serving(type("Handler", (Recorder,), {"hits": hits})) as server:
+        yield server.server_address[1], hits
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on loopback, its ``url`` set."""
+    rec = Receiver()
+    with serving(rec.handler()) as server:
+        rec.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/workers"
+        yield rec
 
 
 @pytest.fixture(scope="session")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,16 +73,49 @@ class Platform:
         return job
 
 
-def _wait_ready(http: httpx.Client, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+def wait_ready(http: httpx.Client, timeout_s: float = 180) -> float:
+    """Seconds until ``/readyz`` answers 200; a refused or hung (5 s) request is not yet."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
         try:
-            if http.get("/readyz").status_code == 200:
-                return
+            if http.get("/readyz", timeout=5).status_code == 200:
+                return time.monotonic() - started
         except httpx.HTTPError:
             pass
         time.sleep(0.25)
-    raise AssertionError("the platform did not become ready")
+    raise AssertionError(f"{http.base_url} did not become ready in {timeout_s:g} s")
+
+
+def statuses(r: redis.Redis, prefix: str, ids: list[str]) -> list[tuple[str | None, str | None]]:
+    """(status, error) of each job, read straight from the job hashes under ``prefix``."""
+    pipe = r.pipeline(transaction=False)
+    for job_id in ids:
+        pipe.hmget(f"{prefix}:job:{job_id}", "status", "error")
+    return [(s, e) for s, e in pipe.execute()]
+
+
+def wait_terminal(r: redis.Redis, prefix: str, ids: list[str], timeout_s: float) -> None:
+    """Until every job is terminal or ``timeout_s`` passes (the caller counts what is not)."""
+    deadline = time.monotonic() + timeout_s
+    pending = list(ids)
+    while pending and time.monotonic() < deadline:
+        pending = [j for j, (s, _) in zip(pending, statuses(r, prefix, pending), strict=True)
+                   if s not in TERMINAL]
+        if pending:
+            time.sleep(1.0)
+
+
+def success_events(r: redis.Redis, prefix: str) -> Counter[str]:
+    """``job.succeeded`` events per job id, over the whole events stream."""
+    seen: Counter[str] = Counter()
+    last = "-"
+    while rows := r.xrange(f"{prefix}:events", min=last, count=5000):
+        for _, fields in rows:
+            event = json.loads(fields["event"])
+            if event["type"] == "job.succeeded":
+                seen[event["subject"]] += 1
+        last = "(" + str(rows[-1][0])
+    return seen
 
 
 @pytest.fixture(scope="session")
@@ -117,14 +152,6 @@ def reges_sandbox() -> Iterator[RegesSandbox]:
     """REGES-ONLINE for the session; messages judged by reges.xsd when present."""
     with RegesSandbox(schemas_dir=_schemas()) as sandbox:
         yield sandbox
-
-
-@pytest.fixture
-def schemas() -> Path:
-    found = _schemas()
-    if found is None:
-        pytest.skip("e-Factura schemas absent: set WORKERS_SCHEMAS_DIR (../shared/schemas)")
-    return found
 
 
 @pytest.fixture(scope="session")
@@ -203,7 +230,7 @@ def platform(
     serve.run(build_platform(settings), name=APP_NAME, route_prefix="/")
     url = f"http://127.0.0.1:{port}"
     with httpx.Client(base_url=url, timeout=30) as http:
-        _wait_ready(http)
+        wait_ready(http)
         yield Platform(url=url, settings=settings, redis_server=server, http=http)
     serve.shutdown()
     server.stop()

@@ -3,12 +3,9 @@ registration, delivery with signatures, retries, dead letters and redelivery."""
 
 from __future__ import annotations
 
-import http.server
 import json
-import threading
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -16,7 +13,8 @@ import pytest
 from standardwebhooks import Webhook as StandardWebhook
 
 from tests.integration.conftest import Platform
-from tests.unit.test_webhooks import Receiver
+from tests.loopback import Receiver
+from tests.waiting import eventually
 
 LIFECYCLE = ["job.queued", "job.started", "job.succeeded"]
 
@@ -77,31 +75,12 @@ def test_sse_refuses_a_malformed_last_event_id(platform: Platform) -> None:
     assert resp.status_code == 422 and "after" in resp.text
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    rec = Receiver()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), rec.handler())
-    rec.url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield rec
-    server.shutdown()
-    server.server_close()
-
-
 def register(platform: Platform, url: str, **filter_: Any) -> dict[str, Any]:
     resp = platform.http.post("/v1/webhooks", json={"url": url, "filter": filter_,
                                                     "description": "test receiver"})
     assert resp.status_code == 201, resp.text
     assert resp.headers["location"] == f"/v1/webhooks/{resp.json()['id']}"
     return dict(resp.json())
-
-
-def wait_for(check: Any, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
 
 
 @pytest.mark.parametrize("url, field_message", [
@@ -133,7 +112,7 @@ def test_webhook_delivers_signed_events_and_never_shows_the_secret_again(
     hook = register(platform, receiver.url, correlation_id=correlation, types=["job.succeeded"])
     assert hook["secret"].startswith("whsec_")
     job_id = platform.submit("debug.echo", {"message": "hook"}, correlation_id=correlation)
-    wait_for(lambda: receiver.received)
+    eventually(lambda: receiver.received, "a delivery")
     headers, body = receiver.received[0]
     event = StandardWebhook(hook["secret"]).verify(body, headers)
     assert event["type"] == "job.succeeded" and event["data"]["job_id"] == job_id
@@ -152,7 +131,7 @@ def test_a_receiver_failing_then_recovering_gets_the_event_after_retries(
     correlation = f"retry-{uuid.uuid4().hex[:8]}"
     hook = register(platform, receiver.url, correlation_id=correlation, types=["job.succeeded"])
     job_id = platform.submit("debug.echo", {}, correlation_id=correlation)
-    wait_for(lambda: receiver.received)
+    eventually(lambda: receiver.received, "a delivery")
     assert receiver.calls == 3
     assert receiver.events[0]["data"]["job_id"] == job_id
     outcomes = [d["outcome"] for d in
@@ -167,7 +146,7 @@ def test_a_receiver_always_failing_is_dead_lettered_then_redelivered(
     hook = register(platform, receiver.url, correlation_id=correlation, types=["job.succeeded"])
     job_id = platform.submit("debug.echo", {}, correlation_id=correlation)
     letters_url = f"/v1/webhooks/{hook['id']}/dead-letters"
-    wait_for(lambda: platform.http.get(letters_url).json())
+    eventually(lambda: platform.http.get(letters_url).json(), "a dead letter")
     [letter] = platform.http.get(letters_url).json()
     assert letter["last_error"] == "HTTP 500" and letter["attempts"] == 3
     assert letter["event"]["data"]["job_id"] == job_id
@@ -175,6 +154,6 @@ def test_a_receiver_always_failing_is_dead_lettered_then_redelivered(
     receiver.fail_first = 0  # recovered
     resp = platform.http.post(f"{letters_url}:redeliver")
     assert resp.status_code == 202 and resp.json() == {"redelivered": 1}
-    wait_for(lambda: receiver.received)
+    eventually(lambda: receiver.received, "a delivery")
     assert receiver.events[0]["data"]["job_id"] == job_id
     assert platform.http.get(letters_url).json() == []

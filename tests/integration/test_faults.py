@@ -4,7 +4,6 @@ an unreachable Redis (503), and overload (429)."""
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,7 +14,7 @@ import ray
 from ray import serve
 
 from tests.conftest import free_port
-from tests.integration.conftest import Platform
+from tests.integration.conftest import Platform, success_events, wait_ready
 from workers_core.config import Settings
 from workers_core.deployments.app import build_platform
 
@@ -23,10 +22,7 @@ pytestmark = pytest.mark.slow
 
 
 def successes(platform: Platform, job_id: str) -> int:
-    rows = platform.redis.xrange("it:events")
-    return sum(1 for _, f in rows
-               if (e := json.loads(f["event"]))["subject"] == job_id
-               and e["type"] == "job.succeeded")
+    return success_events(platform.redis, platform.settings.redis_prefix)[job_id]
 
 
 def test_killed_pool_replica_mid_job_still_completes_once(platform: Platform) -> None:
@@ -69,15 +65,7 @@ def test_gateway_restart_leaves_queued_jobs_unaffected(platform: Platform) -> No
     [gateway] = [a for a in ray.util.list_named_actors(all_namespaces=True)
                  if a["name"].startswith("SERVE_REPLICA::workers#Gateway#")]
     ray.kill(ray.get_actor(gateway["name"], namespace=gateway["namespace"]), no_restart=True)
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if platform.http.get("/readyz").status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "the gateway did not come back"
-        time.sleep(0.5)
+    wait_ready(platform.http, timeout_s=90)  # the gateway comes back
     for job_id in ids:
         assert platform.wait_done(job_id, timeout_s=60)["status"] == "succeeded"
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -14,22 +13,13 @@ import ray
 
 from tests.conftest import free_port
 from tests.integration.conftest import Platform
+from tests.waiting import eventually
 from workers_core.observability import metrics
 
 pytestmark = pytest.mark.slow
 
 # Ray's metrics agent publishes what replicas record about every 10 s.
 EXPORT_WAIT_S = 90.0
-
-
-def _eventually(probe: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        found = probe()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"gave up waiting for {what}"
-        time.sleep(1.0)
 
 
 def ray_metrics_target() -> str:
@@ -61,7 +51,7 @@ def prometheus(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> 
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        _eventually(lambda: _ready(url), 60, "Prometheus to start")
+        eventually(lambda: _ready(url), "Prometheus to start", 60, 1.0)
         yield url
     finally:
         proc.terminate()
@@ -91,7 +81,7 @@ def test_ray_exports_job_metrics_under_the_names_the_dashboards_use(platform: Pl
         text = httpx.get(f"http://{target}/metrics", timeout=10).text
         return text if 'ray_workers_jobs_finished_total{' in text else ""
 
-    text = _eventually(exported, EXPORT_WAIT_S, "Ray to export workers_ metrics")
+    text = eventually(exported, "Ray to export workers_ metrics", EXPORT_WAIT_S, 1.0)
     for spec in (metrics.JOBS_SUBMITTED, metrics.JOBS_FINISHED, metrics.QUEUE_DEPTH):
         assert spec.exported_name + "{" in text, spec.exported_name
     for spec in (metrics.JOB_DURATION, metrics.QUEUE_WAIT):
@@ -104,16 +94,16 @@ def test_prometheus_scrapes_the_platform_and_answers_for_a_job_metric(
 ) -> None:
     job_id = platform.submit("debug.echo", {"message": "scraped"})
     assert platform.wait_done(job_id)["status"] == "succeeded"
-    finished = _eventually(
+    finished = eventually(
         lambda: _query(prometheus, 'sum(ray_workers_jobs_finished_total'
                                    '{task="debug.echo",status="succeeded"})'),
-        EXPORT_WAIT_S, "Prometheus to hold ray_workers_jobs_finished_total")
+        "Prometheus to hold ray_workers_jobs_finished_total", EXPORT_WAIT_S, 1.0)
     assert float(finished[0]["value"][1]) >= 1
-    depth = _eventually(lambda: _query(prometheus, 'ray_workers_queue_depth{queue="debug"}'),
-                        EXPORT_WAIT_S, "the debug queue's depth gauge")
+    depth = eventually(lambda: _query(prometheus, 'ray_workers_queue_depth{queue="debug"}'),
+                       "the debug queue's depth gauge", EXPORT_WAIT_S, 1.0)
     assert depth[0]["metric"]["queue"] == "debug"
-    requests = _eventually(
+    requests = eventually(
         lambda: _query(prometheus, 'workers_http_requests_total'
                                    '{route="/v1/jobs",method="POST",status="202"}'),
-        EXPORT_WAIT_S, "the gateway's request counter")
+        "the gateway's request counter", EXPORT_WAIT_S, 1.0)
     assert float(requests[0]["value"][1]) >= 1

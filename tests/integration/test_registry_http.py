@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,6 +12,7 @@ import ray
 from click.testing import CliRunner
 
 from tests.integration.conftest import Platform
+from tests.waiting import eventually
 from workers_core.cli import main
 from workers_core.client import WorkersClient
 
@@ -25,14 +25,6 @@ def workers(platform: Platform) -> dict[str, dict[str, Any]]:
     resp = platform.http.get("/v1/workers")
     assert resp.status_code == 200, resp.text
     return {t["tag"]: t for t in resp.json()}
-
-
-def wait_until(check: Callable[[], Any], what: str, timeout_s: float = 90) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while not (found := check()):
-        assert time.monotonic() < deadline, f"never saw: {what}"
-        time.sleep(0.25)
-    return found
 
 
 def healthy(tag: dict[str, Any], replicas: int) -> bool:
@@ -49,7 +41,7 @@ def test_every_queue_is_registered_with_healthy_workers(platform: Platform) -> N
         ok = all(q in tags and healthy(tags[q], n) for q, n in expected.items())
         return tags if ok else None
 
-    tags = wait_until(all_healthy, "every queue registered and healthy")
+    tags = eventually(all_healthy, "every queue registered and healthy")
     for queue in expected:
         worker = tags[queue]["workers"][0]
         assert worker["health"]["checks"], f"{queue} reported no deep check"
@@ -62,7 +54,7 @@ def test_every_queue_is_registered_with_healthy_workers(platform: Platform) -> N
 def test_a_killed_replica_goes_missing_is_replaced_and_no_job_is_lost(
     platform: Platform,
 ) -> None:
-    wait_until(lambda: healthy(workers(platform)["debug"], 2), "debug healthy")
+    eventually(lambda: healthy(workers(platform)["debug"], 2), "debug healthy")
     jobs = [platform.submit("debug.sleep", {"seconds": 1}) for _ in range(30)]
 
     def a_running_job_consumer() -> str | None:
@@ -70,7 +62,7 @@ def test_a_killed_replica_goes_missing_is_replaced_and_no_job_is_lost(
                                                         "status": "running"}).json()
         return next((j["consumer"] for j in running["items"] if j["consumer"]), None)
 
-    victim = wait_until(a_running_job_consumer, "a debug.sleep job running", 60)
+    victim = eventually(a_running_job_consumer, "a debug.sleep job running", 60)
     ray.kill(ray.get_actor(victim, namespace="serve"), no_restart=True)
     killed_at = time.monotonic()
 
@@ -81,11 +73,11 @@ def test_a_killed_replica_goes_missing_is_replaced_and_no_job_is_lost(
             return "gone"  # already forgotten
         return found[0] if found[0] not in LIVE else None
 
-    status = wait_until(victim_status, "the killed replica reported missing", 60)
+    status = eventually(victim_status, "the killed replica reported missing", 60)
     print(f"killed replica {status} after {time.monotonic() - killed_at:.1f} s "
           f"(TTL {platform.settings.registry_worker_ttl_s:g} s)")
     assert status in ("missing", "gone")
-    wait_until(lambda: healthy(workers(platform)["debug"], 2), "debug recovered to 2 "
+    eventually(lambda: healthy(workers(platform)["debug"], 2), "debug recovered to 2 "
                "healthy replicas", 120)
     print(f"recovered after {time.monotonic() - killed_at:.1f} s")
     for job_id in jobs:
@@ -107,7 +99,7 @@ def test_an_outside_worker_heartbeats_over_http_and_goes_missing_when_silent(
     assert 0 < platform.redis.ttl(f"{ns}:registry:status:external.scanner") <= 120
     assert 0 < platform.redis.ttl(f"{ns}:registry:metrics:external.scanner") <= 60
 
-    wait_until(lambda: platform.http.get("/v1/workers/external.scanner").json()
+    eventually(lambda: platform.http.get("/v1/workers/external.scanner").json()
                ["workers"][0]["status"] == "missing", "the silent worker missing", 60)
     events = []
     deadline = time.monotonic() + 10
@@ -140,7 +132,7 @@ def test_unknown_tags_are_404(platform: Platform) -> None:
 
 
 def test_the_sdk_and_the_cli_show_the_registry(platform: Platform) -> None:
-    wait_until(lambda: healthy(workers(platform)["debug"], 2), "debug healthy")
+    eventually(lambda: healthy(workers(platform)["debug"], 2), "debug healthy")
     with WorkersClient(platform.url) as wc:
         [debug] = wc.workers("debug")
         every = wc.workers()

@@ -96,36 +96,6 @@ class Tally:
         assert self.submitted == self.succeeded + self.dead_lettered, self.line()
 
 
-def statuses(r: redis.Redis, prefix: str, ids: list[str]) -> list[tuple[str | None, str | None]]:
-    pipe = r.pipeline(transaction=False)
-    for job_id in ids:
-        pipe.hmget(f"{prefix}:job:{job_id}", "status", "error")
-    return [(s, e) for s, e in pipe.execute()]
-
-
-def success_events(r: redis.Redis, prefix: str) -> Counter[str]:
-    """``job.succeeded`` events per job id, over the whole events stream."""
-    seen: Counter[str] = Counter()
-    last = "-"
-    while rows := r.xrange(f"{prefix}:events", min=last, count=5000):
-        for _, fields in rows:
-            event = json.loads(fields["event"])
-            if event["type"] == "job.succeeded":
-                seen[event["subject"]] += 1
-        last = "(" + str(rows[-1][0])
-    return seen
-
-
-def wait_terminal(r: redis.Redis, prefix: str, ids: list[str], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    pending = list(ids)
-    while pending and time.monotonic() < deadline:
-        pending = [j for j, (s, _) in zip(pending, statuses(r, prefix, pending), strict=True)
-                   if s not in TERMINAL]
-        if pending:
-            time.sleep(1.0)
-
-
 def tally(scenario: str, r: redis.Redis, prefix: str, ids: list[str],
           timeout_s: float = 180) -> Tally:
     wait_terminal(r, prefix, ids, timeout_s)
@@ -148,33 +118,13 @@ def tally(scenario: str, r: redis.Redis, prefix: str, ids: list[str],
 # -- the private rig -----------------------------------------------------------------------
 
 
-@dataclass
-class Rig:
-    url: str
-    settings: Settings
-    server: RedisServer
-    http: httpx.Client
-
-    @property
-    def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self.server.url, decode_responses=True)
+class Rig(Platform):
+    """A private app: the platform's view of it, plus batch submission."""
 
     def batch(self, jobs: list[dict[str, Any]]) -> list[str]:
         resp = self.http.post("/v1/jobs:batch", json={"jobs": jobs})
         assert resp.status_code == 202, resp.text
         return [j["id"] for j in resp.json()["jobs"]]
-
-
-def wait_ready(http: httpx.Client, timeout_s: float = 180) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout_s:
-        try:
-            if http.get("/readyz", timeout=5).status_code == 200:
-                return time.monotonic() - started
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    raise AssertionError("the rig did not become ready")
 
 
 @pytest.fixture(scope="module")
@@ -308,7 +258,7 @@ def test_redis_restarted_mid_run_loses_nothing(rig: Rig) -> None:
         assert time.monotonic() < deadline, "the run did not start"
         time.sleep(0.2)
     down_at = time.monotonic()
-    rig.server.restart()  # SIGTERM (AOF fsynced, appendfsync always), same port and dir
+    rig.redis_server.restart()  # SIGTERM (AOF fsynced, appendfsync always), same port and dir
     wait_ready(rig.http)
     down_to_ready_s = time.monotonic() - down_at
     ids += rig.batch(debug_sleeps(500, 0.2, "restart-b"))
@@ -319,7 +269,7 @@ def test_redis_restarted_mid_run_loses_nothing(rig: Rig) -> None:
 
 
 def test_redis_unreachable_for_ten_seconds_is_503_then_recovers_by_itself(rig: Rig) -> None:
-    pid = int(rig.server.pidfile.read_text().strip())
+    pid = int(rig.redis_server.pidfile.read_text().strip())
     submitter = Submitter(rig, f"stall-{uuid.uuid4().hex[:6]}")
     submitter.start()
     time.sleep(3)

@@ -4,7 +4,6 @@ per-second cron, each job runs to success, no tick makes two jobs; SDK and CLI o
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from typing import Any
 
@@ -12,18 +11,11 @@ import pytest
 from click.testing import CliRunner
 
 from tests.integration.conftest import Platform
+from tests.waiting import eventually
 from workers_core.cli import main
 from workers_core.client import WorkersClient
 
 pytestmark = pytest.mark.slow
-
-
-def _wait_for(check: Any, timeout_s: float = 30) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while not (found := check()):
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
-    return found
 
 
 def test_a_per_second_cron_makes_jobs_that_succeed_one_per_tick(platform: Platform) -> None:
@@ -38,7 +30,7 @@ def test_a_per_second_cron_makes_jobs_that_succeed_one_per_tick(platform: Platfo
         with_jobs = [f for f in detail["recent_fires"] if f["job_id"]]
         return with_jobs[:3] if len(with_jobs) >= 3 else []
 
-    fires = _wait_for(fired)
+    fires = eventually(fired, "three fires with their jobs")
     assert platform.http.delete(f"/v1/schedules/{sid}").status_code == 204
     for fire in fires:
         job = platform.wait_done(fire["job_id"])

@@ -8,8 +8,7 @@ tests of its own process (it makes its own cluster; it does not stop anyone else
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,6 +17,7 @@ from ray import serve
 
 from tests.conftest import free_port
 from tests.optin.isolated_cluster import IsolatedAutoscalingCluster
+from tests.waiting import eventually
 from workers_core.actors.scaling import release_capacity, warm_capacity
 from workers_core.config import QueueOverrides, Settings
 from workers_core.deployments.app import build_platform, pool_deployment_name
@@ -26,6 +26,7 @@ from workers_core.tasks.registry import TaskCatalog
 
 pytestmark = [pytest.mark.optin, pytest.mark.slow]
 
+NODE_WAIT = (240, 1)  # seconds, poll interval: the autoscaler adds/removes nodes slowly
 OCR_ON_HALF_A_GPU = QueueOverrides(num_cpus=1, num_gpus=0.5, replicas=1)
 
 
@@ -55,13 +56,6 @@ def gpus() -> float:
     return float(ray.cluster_resources().get("GPU", 0))
 
 
-def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 240) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(1)
-
-
 def ocr_settings(**kw: Any) -> Settings:
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
@@ -78,9 +72,9 @@ def test_warm_capacity_adds_a_gpu_node_and_releasing_lets_it_go(
     assert gpus() == 0
     spec = TaskCatalog.discover().queue_spec("ocr", ocr_settings())
     assert warm_capacity([(spec, 1)]) == [{"CPU": 1.0, "GPU": 0.5}]
-    wait_for(lambda: gpus() >= 1, "a GPU node for the warmed capacity")
+    eventually(lambda: gpus() >= 1, "a GPU node for the warmed capacity", *NODE_WAIT)
     release_capacity()
-    wait_for(lambda: gpus() == 0, "the idle GPU node to be removed")
+    eventually(lambda: gpus() == 0, "the idle GPU node to be removed", *NODE_WAIT)
 
 
 @pytest.mark.timeout(600)
@@ -88,7 +82,7 @@ def test_a_pending_gpu_replica_makes_the_autoscaler_add_a_gpu_node(
     gpu_cluster: IsolatedAutoscalingCluster, redis_server: RedisServer,
 ) -> None:
     pytest.importorskip("rapidocr", reason="install workers-core[ocr]")
-    wait_for(lambda: gpus() == 0, "a cluster without GPUs")
+    eventually(lambda: gpus() == 0, "a cluster without GPUs", *NODE_WAIT)
     serve.start(http_options={"host": "127.0.0.1", "port": free_port()})
     try:
         app = build_platform(ocr_settings(redis_url=redis_server.url, redis_prefix="gpu"))

@@ -14,7 +14,6 @@ minutes report the slope without asserting it (the warm-up would dominate).
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import statistics
@@ -33,6 +32,7 @@ import redis
 from ray import serve
 
 from tests.conftest import free_port
+from tests.integration.conftest import statuses, success_events, wait_ready, wait_terminal
 from workers_core.config import QueueOverrides, Settings
 from workers_core.deployments.app import build_platform
 from workers_core.local.redis_server import RedisServer
@@ -45,7 +45,6 @@ RATE = float(os.environ.get("SOAK_JOBS_PER_S", "20"))
 MAX_SLOPE_MB_PER_MIN = 2.0  # 20 MB over the 10 minutes: a leak of one job's worth shows
 WARM_UP_S = 60.0  # imports, caches and connection pools settle; not fitted
 SLOPE_ASSERTED_FROM_S = 300.0  # a shorter run reports the slope; warm-up would dominate it
-TERMINAL = {"succeeded", "failed", "dead", "cancelled"}
 PREFIX = "soak"
 
 
@@ -72,15 +71,8 @@ def soak_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, st
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_platform(settings), name=app, route_prefix=f"/{app}")
     url = f"http://127.0.0.1:{port}/{app}"
-    deadline = time.monotonic() + 300
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "the soak app did not become ready"
-        time.sleep(0.5)
+    with httpx.Client(base_url=url) as http:
+        wait_ready(http, timeout_s=300)
     yield app, url, server
     serve.delete(app)
     server.stop()
@@ -122,18 +114,6 @@ def mixed_job(i: int) -> dict[str, Any]:
     return {"task": "debug.fail", "payload": {"times": 1}}  # one retry, then success
 
 
-def success_events(r: redis.Redis) -> Counter[str]:
-    seen: Counter[str] = Counter()
-    last = "-"
-    while rows := r.xrange(f"{PREFIX}:events", min=last, count=5000):
-        for _, fields in rows:
-            event = json.loads(fields["event"])
-            if event["type"] == "job.succeeded":
-                seen[event["subject"]] += 1
-        last = "(" + str(rows[-1][0])
-    return seen
-
-
 @pytest.mark.timeout(int(SOAK_S) + 600)
 def test_a_soak_keeps_replica_memory_flat_and_every_job_once(
     soak_app: tuple[str, str, RedisServer],
@@ -157,19 +137,9 @@ def test_a_soak_keeps_replica_memory_flat_and_every_job_once(
                 next_sample += SAMPLE_S
             time.sleep(0.2)
 
-    deadline = time.monotonic() + 300
-    pipe_ids = list(ids)
-    while pipe_ids and time.monotonic() < deadline:
-        pipe = r.pipeline(transaction=False)
-        for job_id in pipe_ids:
-            pipe.hget(f"{PREFIX}:job:{job_id}", "status")
-        pipe_ids = [j for j, s in zip(pipe_ids, pipe.execute(), strict=True) if s not in TERMINAL]
-        time.sleep(1)
-    pipe = r.pipeline(transaction=False)
-    for job_id in ids:
-        pipe.hget(f"{PREFIX}:job:{job_id}", "status")
-    outcome = Counter(pipe.execute())
-    events = success_events(r)
+    wait_terminal(r, PREFIX, ids, timeout_s=300)
+    outcome = Counter(status for status, _ in statuses(r, PREFIX, ids))
+    events = success_events(r, PREFIX)
     duplicates = sum(max(events[j] - 1, 0) for j in ids)
 
     slopes = {rep: slope_mb_per_min(s) for rep, s in series.items()}

@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 from pydantic import ValidationError
 
+from tests.conftest import schemas_or_skip
 from workers_core.config import Settings
 from workers_core.efactura import (
     Invoice,
@@ -37,10 +38,7 @@ def _settings(**values: Any) -> Settings:
 @pytest.fixture(scope="module")
 def root() -> Path:
     """The schemas directory, or a skip that says how to provide it."""
-    try:
-        return schemas_root(_settings())
-    except SchemasUnavailable as exc:
-        pytest.skip(f"e-Factura schemas absent: {exc.message}")
+    return schemas_or_skip()
 
 
 @pytest.fixture(scope="module")

@@ -22,8 +22,6 @@ from pathlib import Path
 
 import pytest
 
-from workers_core.config import Settings
-from workers_core.efactura import SchemasUnavailable, schemas_root
 from workers_core.efactura.archive import SignatureInvalid, open_archive, verify_detached
 from workers_core.efactura.errors import MalformedXml, UnsafeXml
 from workers_core.efactura.submission import identify
@@ -129,14 +127,6 @@ DOCUMENTS: dict[str, Hostile] = {
     "truncated": Hostile(lambda f, p, r: r.replace("/>", ">").encode() + b"<unclosed",
                          MalformedXml),
 }
-
-
-@pytest.fixture(scope="module")
-def schemas() -> Path:
-    try:
-        return schemas_root(Settings(_env_file=None))  # type: ignore[call-arg]
-    except SchemasUnavailable:
-        pytest.skip("schemas absent: set WORKERS_SCHEMAS_DIR (../shared/schemas)")
 
 
 @dataclass(frozen=True)

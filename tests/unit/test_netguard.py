@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import http.server
 import ipaddress
-import threading
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -184,31 +181,6 @@ async def test_only_get_and_head_leave_a_render_and_bodies_are_capped() -> None:
     with pytest.raises(FetchFailed, match="over 10 bytes"):
         await fetcher.fetch("http://docs.example.com/big")
     await fetcher.aclose()
-
-
-class _Recorder(http.server.BaseHTTPRequestHandler):
-    hits: list[str] = []
-
-    def do_GET(self) -> None:
-        self.hits.append(self.path)
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"internal")
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def loopback_server() -> Iterator[tuple[int, list[str]]]:
-    hits: list[str] = []
-    handler = type("Handler", (_Recorder,), {"hits": hits})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1], hits
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::ffff:127.0.0.1]"])

@@ -19,9 +19,7 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from workers_core.config import Settings
-from workers_core.efactura.schemas import schemas_root
-from workers_core.saft.errors import SchemasUnavailable
+from tests.conftest import SAFT_XSD, schemas_or_skip
 
 NOTEBOOK = Path(__file__).parents[2] / "notebooks" / "saft_batch.ipynb"
 EXPECTED_RULES = {
@@ -33,12 +31,7 @@ CLEAN = ("18547290", "21630513", "33401270")
 
 @pytest.fixture(scope="module")
 def schemas() -> Path:
-    try:
-        path = schemas_root(Settings(_env_file=None))  # type: ignore[call-arg]
-        (path / "anaf" / "saft" / "Ro_SAFT_Schema_v248_20231121.xsd").stat()
-    except (SchemasUnavailable, FileNotFoundError) as exc:
-        pytest.skip(f"D406 XSD absent (set WORKERS_SCHEMAS_DIR): {exc}")
-    return path
+    return schemas_or_skip(SAFT_XSD)
 
 
 def _execute(out_dir: Path, cwd: Path, schemas: Path) -> nbformat.NotebookNode:

@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import http.server
 import io
 import os
 import signal
-import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -47,35 +45,6 @@ width:100%} td,th{border:1px solid #444;padding:4px} .total{font-weight:bold}</s
 <p>Mulțumim că ați ales produsele românești: ș ț ă î â Ș Ț Ă Î Â</p></body></html>"""
 PAGE_BREAK = '<div style="break-after:page">{}</div>'
 PASSWD = Path("/etc/passwd").read_text()
-
-
-class Recorder(http.server.BaseHTTPRequestHandler):
-    """A loopback server a render must never reach: it records whatever arrives."""
-
-    hits: list[str]
-
-    def do_GET(self) -> None:
-        self.hits.append(self.path)
-        self.send_response(200)
-        self.send_header("content-type", "text/html")
-        self.end_headers()
-        self.wfile.write(b"<p>LOOPBACK-SECRET</p>")
-
-    do_POST = do_GET
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture(scope="module")
-def loopback() -> Iterator[tuple[int, list[str]]]:
-    hits: list[str] = []
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), type("Handler", (Recorder,), {"hits": hits}))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1], hits
-    server.shutdown()
-    server.server_close()
 
 
 def pdf_settings(redis_server: RedisServer, **changes: Any) -> Settings:
@@ -289,8 +258,8 @@ def test_invalid_payloads_are_rejected_before_any_rendering(payload: dict[str, A
 
 
 async def test_nothing_on_loopback_is_requested_whatever_references_it(
-        renderer: RenderPdf, loopback: tuple[int, list[str]]) -> None:
-    port, hits = loopback
+        renderer: RenderPdf, loopback_server: tuple[int, list[str]]) -> None:
+    port, hits = loopback_server
     base = f"http://127.0.0.1:{port}"
     html = f"""<html><head><link rel="stylesheet" href="{base}/link.css">
     <link rel="prefetch" href="{base}/prefetch"><link rel="icon" href="{base}/favicon.ico">
@@ -351,8 +320,8 @@ async def test_a_url_on_a_host_not_allowed_is_refused_naming_the_host(
 
 @pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])
 async def test_an_allowlisted_host_that_is_loopback_is_still_refused(
-        renderer: RenderPdf, loopback: tuple[int, list[str]], host: str) -> None:
-    port, hits = loopback
+        renderer: RenderPdf, loopback_server: tuple[int, list[str]], host: str) -> None:
+    port, hits = loopback_server
     with pytest.raises(BlockedUrl, match=f"host '{host}' resolves to 127.0.0.1, a loopback"):
         await render(renderer, url=f"http://{host}:{port}/factura")
     assert hits == []

@@ -16,8 +16,6 @@ import redis.asyncio as aioredis
 from pydantic import TypeAdapter, ValidationError
 
 from workers_core.config import Settings
-from workers_core.efactura.errors import SchemasUnavailable
-from workers_core.efactura.schemas import schemas_root
 from workers_core.errors import NonRetryable, Retry
 from workers_core.integrations.reges import RegesClient
 from workers_core.jobs.side_effects import SideEffectLedger
@@ -37,14 +35,6 @@ def message(name: str = "contract", **header: Any) -> Any:
     data["header"]["message_id"] = str(uuid.uuid4())
     data["header"].update(header)
     return MESSAGES.validate_python(data)
-
-
-@pytest.fixture(scope="module")
-def schemas() -> Path:
-    try:
-        return schemas_root(Settings(_env_file=None))  # type: ignore[call-arg]
-    except SchemasUnavailable:
-        pytest.skip("reges.xsd absent: set WORKERS_SCHEMAS_DIR (../shared/schemas)")
 
 
 @pytest.fixture

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from tests.conftest import SAFT_XSD, schemas_or_skip
 from workers_core.artifacts.store import FilesystemArtifactStore
 from workers_core.config import Settings
-from workers_core.efactura.schemas import schemas_root
 from workers_core.integrations.anaf.cui import with_check_digit
 from workers_core.saft import SaftInputError, build_tree, generate, validate_file
 from workers_core.saft.cli import EXIT_INVALID, EXIT_OK, EXIT_USAGE, saft
-from workers_core.saft.errors import MalformedXml, SchemasUnavailable
+from workers_core.saft.errors import MalformedXml
 from workers_core.saft.model import DeclarationKind, period_problem
 from workers_core.saft.rules import partner_id_problem
 from workers_core.saft.sample import sample_header, write_sample
@@ -37,12 +37,7 @@ def _settings(**values: Any) -> Settings:
 @pytest.fixture(scope="module")
 def root() -> Path:
     """The schemas directory, or a skip that says how to provide it."""
-    try:
-        path = schemas_root(_settings())
-        (path / "anaf" / "saft" / "Ro_SAFT_Schema_v248_20231121.xsd").stat()
-    except (SchemasUnavailable, FileNotFoundError) as exc:
-        pytest.skip(f"D406 XSD absent (set WORKERS_SCHEMAS_DIR): {exc}")
-    return path
+    return schemas_or_skip(SAFT_XSD)
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,11 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
+from tests.conftest import schemas_or_skip
 from workers_core.artifacts import artifact_store_from_settings
 from workers_core.config import Settings
-from workers_core.efactura.schemas import schemas_root
 from workers_core.saft import SaftInputError, generate
 from workers_core.saft.cli import saft
-from workers_core.saft.errors import SchemasUnavailable
 from workers_core.saft.inputs import input_path, read_typed
 from workers_core.saft.model import INPUT_FILES, Account, Asset, Transaction
 from workers_core.saft.sample import write_sample
@@ -135,10 +134,7 @@ def test_cli_sample_in_csv_then_generate(tmp_path: Path) -> None:
 
 async def test_generate_task_takes_csv_and_parquet_artifacts_from_redis(
         jsonl_data: Path, jsonl_xml: bytes, tmp_path: Path, settings: Settings) -> None:
-    try:
-        schemas_root(settings)
-    except SchemasUnavailable as exc:
-        pytest.skip(f"D406 XSD absent (set WORKERS_SCHEMAS_DIR): {exc}")
+    schemas_or_skip()
     settings = settings.model_copy(update={"artifact_max_bytes": 50_000_000})
     artifacts = artifact_store_from_settings(settings)
     ctx = JobContext(job_id="j-tables", task="saft.generate", queue="anaf.saft", attempt=1,

@@ -8,10 +8,6 @@ as 127.0.0.1, as browsers do), so they are refused even when an operator allowli
 
 from __future__ import annotations
 
-import http.server
-import threading
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
@@ -157,31 +153,6 @@ async def test_dns_rebinding_cannot_move_a_checked_request_or_a_later_hop() -> N
         await fetcher.fetch("http://flip.example.com/")
     await fetcher.aclose()
     assert requested == [f"http://{PUBLIC}/"]
-
-
-class _Recorder(http.server.BaseHTTPRequestHandler):
-    hits: list[str] = []
-
-    def do_GET(self) -> None:
-        self.hits.append(self.path)
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"internal")
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def loopback_server() -> Iterator[tuple[int, list[str]]]:
-    hits: list[str] = []
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), type("Handler", (_Recorder,), {"hits": hits}))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1], hits
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.mark.parametrize("host", ["2130706433", "0x7f000001", "0177.0.0.1", "127.1",

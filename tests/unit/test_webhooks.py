@@ -5,16 +5,13 @@ Signatures are checked with the ``standardwebhooks`` library, not with our own c
 
 from __future__ import annotations
 
-import http.server
-import json
-import threading
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from standardwebhooks import Webhook as StandardWebhook
 
+from tests.loopback import Receiver
 from workers_core.clock import ManualClock
 from workers_core.config import Settings
 from workers_core.events.destinations import DestinationPolicy
@@ -29,74 +26,20 @@ from workers_core.jobs.retry import RetryPolicy
 from workers_core.jobs.store import JobStore, NewJob
 
 
-@dataclass
-class Receiver:
-    """An HTTP receiver on loopback: answers ``fail_status`` to the first ``fail_first``
-    POSTs (all of them with ``fail_first=-1``), then 204; records what it got."""
-
-    fail_first: int = 0
-    fail_status: int = 500
-    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    calls: int = 0
-    url: str = ""
-
-    def handler(self) -> type[http.server.BaseHTTPRequestHandler]:
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                receiver.calls += 1
-                failing = receiver.fail_first < 0 or receiver.calls <= receiver.fail_first
-                if not failing:
-                    receiver.received.append((dict(self.headers.items()), body))
-                self.send_response(receiver.fail_status if failing else 204)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        return Handler
-
-    @property
-    def events(self) -> list[dict[str, Any]]:
-        return [json.loads(body) for _, body in self.received]
-
-
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    rec = Receiver()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), rec.handler())
-    rec.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/workers"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield rec
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def hook_clock() -> ManualClock:
-    import time
-
-    return ManualClock(start=time.time())
-
-
-@pytest.fixture
-async def hooks(store: JobStore, hook_clock: ManualClock) -> WebhookStore:
+async def hooks(store: JobStore, clock: ManualClock) -> WebhookStore:
     return WebhookStore(store.redis, store.keys, log_size=20, dead_letter_max=10,
-                        clock=hook_clock)
+                        clock=clock)
 
 
 @pytest.fixture
 async def dispatcher(store: JobStore, hooks: WebhookStore,
-                     hook_clock: ManualClock) -> AsyncIterator[WebhookDispatcher]:
+                     clock: ManualClock) -> AsyncIterator[WebhookDispatcher]:
     policy = DestinationPolicy(["127.0.0.1"], allow_loopback=True)
     d = WebhookDispatcher(store.redis, hooks, WebhookSender(policy, timeout_s=5),
                           consumer="test-1",
                           retry=RetryPolicy(max_attempts=3, backoff_base_s=1, backoff_max_s=4),
-                          block_ms=50, claim_idle_s=30, max_parallel=8, clock=hook_clock)
+                          block_ms=50, claim_idle_s=30, max_parallel=8, clock=clock)
     await d.ensure_group()
     yield d
     await d.sender.aclose()
@@ -248,14 +191,14 @@ async def test_filters_pick_events_by_type_and_task(
 
 async def test_a_receiver_failing_then_recovering_gets_the_event_after_retries(
         store: JobStore, hooks: WebhookStore, dispatcher: WebhookDispatcher,
-        receiver: Receiver, hook_clock: ManualClock) -> None:
+        receiver: Receiver, clock: ManualClock) -> None:
     receiver.fail_first = 2
     hook = await hooks.create(receiver.url, EventFilter(), "", new_secret())
     await submit(store)
     await steps(dispatcher, 2)
     assert receiver.calls == 1 and not receiver.received  # not due again yet
     for _ in range(2):
-        hook_clock.advance(5)  # past the (capped, jittered) backoff
+        clock.advance(5)  # past the (capped, jittered) backoff
         await steps(dispatcher, 1)
     assert receiver.calls == 3 and len(receiver.received) == 1
     attempts = await hooks.deliveries(hook.id, 10)  # newest first
@@ -268,13 +211,13 @@ async def test_a_receiver_failing_then_recovering_gets_the_event_after_retries(
 
 async def test_a_receiver_always_failing_gets_a_dead_letter_then_a_redelivery(
         store: JobStore, hooks: WebhookStore, dispatcher: WebhookDispatcher,
-        receiver: Receiver, hook_clock: ManualClock) -> None:
+        receiver: Receiver, clock: ManualClock) -> None:
     receiver.fail_first, receiver.fail_status = -1, 503
     hook = await hooks.create(receiver.url, EventFilter(), "", new_secret())
     job_id = await submit(store)
     for _ in range(4):
         await steps(dispatcher, 1)
-        hook_clock.advance(5)
+        clock.advance(5)
     assert receiver.calls == 3  # max_attempts
     [letter] = await hooks.dead_letters(hook.id, 10)
     assert letter.last_error == "HTTP 503" and letter.attempts == 3
@@ -333,13 +276,13 @@ async def test_two_replicas_deliver_each_event_once(
 
 async def test_deleting_a_subscription_drops_what_it_was_owed(
         store: JobStore, hooks: WebhookStore, dispatcher: WebhookDispatcher,
-        receiver: Receiver, hook_clock: ManualClock) -> None:
+        receiver: Receiver, clock: ManualClock) -> None:
     receiver.fail_first = -1
     hook = await hooks.create(receiver.url, EventFilter(), "", new_secret())
     await submit(store)
     await steps(dispatcher, 2)
     await hooks.delete(hook.id)
-    hook_clock.advance(5)
+    clock.advance(5)
     await steps(dispatcher, 1)
     assert receiver.calls == 1
     assert await hooks.next_due_in() is None
