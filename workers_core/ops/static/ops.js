@@ -227,20 +227,40 @@
     if (RETRYABLE.has(job.status)) {
       const retry = el("button", { type: "button" }, "Retry");
       retry.addEventListener("click", async () => {
-        const answer = await act(`retry ${job.id}`, "POST", `/v1/jobs/${enc(job.id)}:retry`);
-        if (answer) upsertJob(answer);
+        await unlessOvertaken(job.id,
+          () => act(`retry ${job.id}`, "POST", `/v1/jobs/${enc(job.id)}:retry`));
       });
       cell.append(retry);
     }
     if (CANCELLABLE.has(job.status)) {
       const cancel = el("button", { type: "button", class: "danger" }, "Cancel");
       cancel.addEventListener("click", async () => {
-        const answer = await act(`cancel ${job.id}`, "POST", `/v1/jobs/${enc(job.id)}:cancel`);
-        if (answer) upsertJob(answer);
+        await unlessOvertaken(job.id,
+          () => act(`cancel ${job.id}`, "POST", `/v1/jobs/${enc(job.id)}:cancel`));
       });
       cell.append(cancel);
     }
     return cell;
+  }
+
+  // The last event seen per job (a counter, not a clock: the gateway's and the replicas'
+  // clocks may differ). A job read over HTTP is older than any event that arrived while the
+  // request was out: a retry's answer says "queued" after the stream said "succeeded".
+  let eventCount = 0;
+  const lastEvent = new Map();
+  const LAST_EVENT_KEPT = 10000;
+
+  function noteEvent(jobId) {
+    lastEvent.delete(jobId); // re-inserted last: the map drops the longest-quiet job first
+    lastEvent.set(jobId, ++eventCount);
+    if (lastEvent.size > LAST_EVENT_KEPT) lastEvent.delete(lastEvent.keys().next().value);
+  }
+
+  /** Show the job `read` returns, unless an event for it arrived meanwhile (it is newer). */
+  async function unlessOvertaken(jobId, read) {
+    const before = lastEvent.get(jobId);
+    const job = await read();
+    if (job && lastEvent.get(jobId) === before) upsertJob(job);
   }
 
   /** Insert or refresh a job's row; `job` is a Job from the API or the fields of an event. */
@@ -307,7 +327,7 @@
       detailsTimer = null;
       for (const id of ids) {
         try {
-          upsertJob(await api("GET", `/v1/jobs/${enc(id)}`));
+          await unlessOvertaken(id, () => api("GET", `/v1/jobs/${enc(id)}`));
         } catch { /* gone (expired): the event's row stays */ }
       }
     }, 300);
@@ -327,6 +347,7 @@
   function onJobEvent(cloudEvent) {
     const d = cloudEvent.data ?? {};
     if (!d.job_id) return;
+    noteEvent(d.job_id);
     upsertJob({ id: d.job_id, task: d.task, queue: d.queue, status: d.status,
       attempts: d.attempt, time: cloudEvent.time });
     if (DETAILED.has(d.status)) fetchDetailsSoon(d.job_id);
