@@ -30,7 +30,6 @@ from workers_core.errors import (
 )
 from workers_core.jobs import chains
 from workers_core.jobs.models import JobError, JobStatus
-from workers_core.jobs.pool_controls import PoolControls
 from workers_core.jobs.progress import ProgressRecorder
 from workers_core.jobs.side_effects import SideEffectLedger
 from workers_core.jobs.store import Delivery, JobStore, NewJob
@@ -93,7 +92,6 @@ class QueueConsumer:
         self.artifacts = artifact_store_from_settings(self.settings)
         self.side_effects = SideEffectLedger(store.redis, store.keys.prefix,
                                              self.settings.idempotency_ttl_s)
-        self.controls = PoolControls(store.redis, store.keys)  # an operator's drain flag
         self.stats = ConsumerStats(started_at=self.clock.now())
         self._running: dict[str, _Running] = {}
         self._stopping = asyncio.Event()
@@ -152,12 +150,12 @@ class QueueConsumer:
 
     async def step(self) -> int:
         """Housekeeping, then take up to the free slots' worth of entries. Returns how many."""
-        await self.store.heartbeat(self.queue, self.consumer)
+        draining = await self.store.heartbeat(self.queue, self.consumer)  # an operator's hold
         await self.store.promote_due(self.queue)
         await self._keep_alive()
         await self._honour_cancel_requests()
         await self._observe_queue()
-        if await self.controls.is_draining(self.queue):  # in-flight jobs go on; none taken
+        if draining:  # in-flight jobs go on; none taken
             await self._sleep_unless_stopping(self.settings.read_block_ms / 1000)
             return 0
         free = self.spec.concurrency - len(self._running)

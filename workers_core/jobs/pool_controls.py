@@ -1,9 +1,10 @@
 """An operator's hold on a queue's pool, kept in Redis so every replica and gateway sees it:
 a drain flag (consumers take no new entries) and a replica target for autoscaled pools.
 
-Both live in one hash per queue (``{prefix}:pool:<queue>``). Consumers read the flag at the
-start of each step; the pool's replicas report the target to Serve's autoscaling policy
-(``actors/scaling.py``), which clamps it to the pool's bounds.
+Both live in one hash per queue (``{prefix}:pool:<queue>``). Consumers read the flag with
+their heartbeat at the start of each step (``JobStore.heartbeat``); the pool's replicas
+report the target to Serve's autoscaling policy (``actors/scaling.py``), which clamps it to
+the pool's bounds.
 """
 
 from __future__ import annotations

@@ -378,9 +378,15 @@ class JobStore:
             flags = await pipe.execute()
         return {job_id for job_id, flag in zip(job_ids, flags, strict=True) if flag == "1"}
 
-    async def heartbeat(self, queue: str, consumer: str) -> None:
+    async def heartbeat(self, queue: str, consumer: str) -> bool:
+        """Mark the consumer live; whether an operator has drained its queue (read after the
+        mark in the same round trip: a step that marks after a drain always sees it)."""
         async with redis_errors_as_503():
-            await self.redis.zadd(self.keys.consumers(queue), {consumer: self.clock.now()})
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.zadd(self.keys.consumers(queue), {consumer: self.clock.now()})
+            pipe.hget(self.keys.pool_controls(queue), POOL_DRAINING)
+            _, draining = await pipe.execute()
+        return bool(draining == "1")
 
     async def forget_consumer(self, queue: str, consumer: str) -> None:
         """Graceful exit: drop the heartbeat, and the group consumer if it holds nothing."""
