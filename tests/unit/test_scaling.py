@@ -14,7 +14,7 @@ from ray.serve.config import AutoscalingConfig, AutoscalingContext
 from workers_core.actors.scaling import (
     BACKLOG_METRIC,
     BacklogPolicy,
-    backlog_metrics,
+    autoscaling_metrics,
     capacity_bundles,
     desired_replicas,
     latest_sample,
@@ -151,7 +151,7 @@ async def test_the_reported_backlog_is_waiting_plus_in_flight_not_delayed(
     await store.submit_many([new_job() for _ in range(5)])
     later = datetime.now(UTC) + timedelta(hours=1)
     await store.submit_many([new_job(not_before=later) for _ in range(3)])
-    assert await backlog_metrics(store, "debug") == {BACKLOG_METRIC: 5.0}
+    assert (await autoscaling_metrics(store, "debug"))[BACKLOG_METRIC] == 5.0
     delivered = await store.read("debug", "replica-1", count=2, block_ms=1)
     assert len(delivered) == 2  # now pending (in flight), still backlog
-    assert await backlog_metrics(store, "debug") == {BACKLOG_METRIC: 5.0}
+    assert (await autoscaling_metrics(store, "debug"))[BACKLOG_METRIC] == 5.0

@@ -94,19 +94,13 @@ def replica_count_options(spec: QueueSpec) -> dict[str, Any]:
     )}
 
 
-async def backlog_metrics(store: JobStore, queue: str) -> dict[str, float]:
-    """What a replica reports: entries not yet delivered plus delivered, unacknowledged.
-
-    Delayed retries and scheduled jobs are left out: they cannot run before they are due,
-    and counting them would keep replicas up for jobs that wait minutes or days.
-    """
-    (stats,) = await store.queue_stats([queue])
-    return {BACKLOG_METRIC: float(stats.lag + stats.pending)}
-
-
 async def autoscaling_metrics(store: JobStore, queue: str) -> dict[str, float]:
-    """What an autoscaled replica reports: the backlog and the operator's target (0: none),
-    from one read."""
+    """What an autoscaled replica reports, from one read: the backlog (entries not yet
+    delivered plus delivered, unacknowledged) and the operator's target (0: none).
+
+    Delayed retries and scheduled jobs are left out of the backlog: they cannot run before
+    they are due, and counting them would keep replicas up for jobs that wait minutes or days.
+    """
     (stats,) = await store.queue_stats([queue])
     return {BACKLOG_METRIC: float(stats.lag + stats.pending),
             OPERATOR_TARGET_METRIC: float(stats.operator_target or 0)}
