@@ -3,12 +3,13 @@
 Keys (``ns`` is ``WORKERS_REGISTRY_NAMESPACE``, ``wrk`` by default):
 ``<ns>:registry:status:<tag>`` hash replica id -> WorkerRecord JSON (TTL 120 s),
 ``<ns>:registry:metrics:<tag>`` hash of the tag's aggregate (TTL 60 s), and events
-published as JSON on ``<ns>:events``. Each write replaces a tag's keys whole, in one
-MULTI, so a reader never sees half an update.
+published as JSON on ``<ns>:events``. Each write replaces its tags' keys whole and publishes
+its events in one MULTI, so a reader never sees half an update.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -55,23 +56,24 @@ class RegistryMirror:
         self.status_ttl_s = status_ttl_s
         self.metrics_ttl_s = metrics_ttl_s
 
-    async def write(self, tag: str, summary: TagSummary | None) -> None:
-        """Replace the tag's two keys (deleted when the tag has no workers left)."""
-        status_key, metrics_key = self.keys.status(tag), self.keys.metrics(tag)
+    async def write(self, summaries: Mapping[str, TagSummary | None],
+                    events: list[RegistryEvent]) -> None:
+        """Replace each tag's two keys (deleted when the tag has no workers left) and publish
+        ``events``, in one round trip."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(status_key, metrics_key)
-            if summary is not None:
-                pipe.hset(status_key, mapping={
-                    w.replica_id: w.model_dump_json() for w in summary.workers})
-                pipe.expire(status_key, self.status_ttl_s)
-                fields: dict[Any, Any] = tag_metrics(summary)
-                pipe.hset(metrics_key, mapping=fields)
-                pipe.expire(metrics_key, self.metrics_ttl_s)
+            for tag, summary in summaries.items():
+                status_key, metrics_key = self.keys.status(tag), self.keys.metrics(tag)
+                pipe.delete(status_key, metrics_key)
+                if summary is not None:
+                    pipe.hset(status_key, mapping={
+                        w.replica_id: w.model_dump_json() for w in summary.workers})
+                    pipe.expire(status_key, self.status_ttl_s)
+                    fields: dict[Any, Any] = tag_metrics(summary)
+                    pipe.hset(metrics_key, mapping=fields)
+                    pipe.expire(metrics_key, self.metrics_ttl_s)
+            for event in events:
+                pipe.publish(self.keys.events, event.model_dump_json())
             await pipe.execute()
-
-    async def publish(self, events: list[RegistryEvent]) -> None:
-        for event in events:
-            await self.redis.publish(self.keys.events, event.model_dump_json())
 
     async def load(self) -> list[WorkerRecord]:
         """Every record still in Redis (what survives a registry restart)."""

@@ -19,7 +19,8 @@ from workers_core.registry.models import Heartbeat, RegistryEvent, TagSummary, W
 
 log = structlog.get_logger("workers_core.registry")
 
-ChangeHook = Callable[[WorkerRegistry], None]
+ChangeHook = Callable[[WorkerRegistry, list[TagSummary]], None]
+"""Told of each change: the registry and the summaries of the tags it touched."""
 
 
 class RegistryService:
@@ -53,15 +54,14 @@ class RegistryService:
         async with self._lock:
             self.registry.restore(records)
             self._mirrored_tags = set(self.registry.tags())
-            self._changed()
+            self._changed(self.registry.summaries())
         return len(records)
 
     async def heartbeat(self, tag: str, hb: Heartbeat) -> WorkerRecord:
         async with self._lock:
             events = self.registry.heartbeat(tag, hb)
-            summary = self.registry.summary(tag)
+            summary = (await self._persist([tag], events))[tag]
             assert summary is not None
-            await self._persist([tag], events)
         return next(w for w in summary.workers if w.replica_id == hb.replica_id)
 
     async def unregister(self, tag: str, replica_id: str | None = None) -> list[RegistryEvent]:
@@ -85,20 +85,22 @@ class RegistryService:
     def summary(self, tag: str) -> TagSummary | None:
         return self.registry.summary(tag)
 
-    async def _persist(self, tags: list[str], events: list[RegistryEvent]) -> None:
-        self._changed()
+    async def _persist(self, tags: list[str],
+                       events: list[RegistryEvent]) -> dict[str, TagSummary | None]:
+        """Mirror ``tags`` and publish ``events``; returns the tags' summaries (None: gone)."""
+        summaries = {tag: self.registry.summary(tag) for tag in tags}
+        self._changed([s for s in summaries.values() if s is not None])
         try:
-            for tag in tags:
-                await self.mirror.write(tag, self.registry.summary(tag))
-            await self.mirror.publish(events)
+            await self.mirror.write(summaries, events)
         except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
             # The registry keeps working from memory; the next sweep writes it all again.
             log.warning("registry_mirror_unavailable", error=type(exc).__name__)
-            return
+            return summaries
         self._mirrored_tags = set(self.registry.tags())
         for event in events:
             log.info("registry_event", **event.model_dump(mode="json"))
+        return summaries
 
-    def _changed(self) -> None:
+    def _changed(self, summaries: list[TagSummary]) -> None:
         if self.on_change is not None:
-            self.on_change(self.registry)
+            self.on_change(self.registry, summaries)
