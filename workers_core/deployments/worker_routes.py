@@ -25,7 +25,7 @@ class RegistryClient(Protocol):
 
     async def summary(self, tag: str) -> TagSummary: ...
 
-    async def report(self, tag: str, hb: Heartbeat) -> WorkerRecord: ...
+    async def heartbeat(self, tag: str, hb: Heartbeat) -> WorkerRecord: ...
 
     async def unregister(self, tag: str, replica_id: str | None = None) -> int: ...
 
@@ -40,7 +40,7 @@ UNAVAILABLE: dict[int | str, dict[str, Any]] = {503: {"description": "the regist
 
 
 def _registry(request: Request) -> RegistryClient:
-    registry: RegistryClient | None = getattr(request.app.state.gateway, "registry", None)
+    registry: RegistryClient | None = request.app.state.gateway.registry
     if registry is None:
         raise RegistryUnavailable("this gateway has no worker registry")
     return registry
@@ -64,7 +64,7 @@ def install_worker_routes(app: FastAPI) -> None:
     async def heartbeat(tag: Tag, hb: Heartbeat, request: Request) -> WorkerRecord:
         """A heartbeat from a worker outside Ray: the first registers it; send one every
         `interval_s` or it turns `missing` after the registry's TTL."""
-        return await _registry(request).report(tag, hb)
+        return await _registry(request).heartbeat(tag, hb)
 
     @app.delete("/v1/workers/{tag}", tags=["workers"],
                 responses={404: {"description": "no registered worker under this tag"},

@@ -32,10 +32,6 @@ class TraceParent:
         """Normalised to version 00, the one version this code understands."""
         return f"00-{self.trace_id}-{self.parent_id}-{self.flags}"
 
-    @property
-    def sampled(self) -> bool:
-        return bool(int(self.flags, 16) & 1)
-
 
 def parse_traceparent(value: str | None) -> TraceParent | None:
     """The trace context in ``value``, or None when it is absent or invalid.

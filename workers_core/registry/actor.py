@@ -30,12 +30,11 @@ class RegistryActor:
         self.settings = settings
         self._service: RegistryService | None = None
         self._sweeper: asyncio.Task[None] | None = None
-        self._init_lock: asyncio.Lock | None = None
+        self._init_lock = asyncio.Lock()
 
     async def _ready(self) -> RegistryService:
         if self._service is not None:
             return self._service
-        self._init_lock = self._init_lock or asyncio.Lock()
         async with self._init_lock:
             if self._service is None:
                 from workers_core.registry.metrics import RegistryGauges
@@ -49,16 +48,16 @@ class RegistryActor:
                     log.info("registry_rebuilt", workers=restored)
                 except Exception as exc:  # Redis away: start empty; heartbeats refill it
                     log.warning("registry_rebuild_failed", error=type(exc).__name__)
-                self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+                self._sweeper = asyncio.get_running_loop().create_task(
+                    self._sweep_forever(service))
                 self._service = service
         return self._service
 
-    async def _sweep_forever(self) -> None:
+    async def _sweep_forever(self, service: RegistryService) -> None:
         while True:
             await asyncio.sleep(self.settings.registry_sweep_interval_s)
             try:
-                assert self._service is not None
-                await self._service.sweep()
+                await service.sweep()
             except Exception:
                 log.exception("registry_sweep_failed")
 
@@ -117,11 +116,7 @@ class RayRegistryLink:
     async def ready(self) -> None:
         await self._call("ready")
 
-    async def heartbeat(self, tag: str, hb: Heartbeat) -> None:
-        await self._call("heartbeat", tag, hb)
-
-    async def report(self, tag: str, hb: Heartbeat) -> WorkerRecord:
-        """A heartbeat that returns the record (the HTTP route for outside workers)."""
+    async def heartbeat(self, tag: str, hb: Heartbeat) -> WorkerRecord:
         record: WorkerRecord = await self._call("heartbeat", tag, hb)
         return record
 

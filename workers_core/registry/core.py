@@ -88,7 +88,6 @@ class WorkerRegistry:
         now = self.clock.now()
         key = (tag, hb.replica_id)
         worker = self._workers.get(key)
-        events: list[RegistryEvent] = []
         if worker is None or worker.stopped:
             worker = _Worker(tag=tag, replica_id=hb.replica_id, registered_at=now,
                              last_seen=now, since=now, interval_s=self.default_interval_s)
@@ -106,9 +105,7 @@ class WorkerRegistry:
         worker.last_seen, worker.missing, worker.late = now, False, False
         if worker.status is not before:
             worker.since = now
-        if kind is not None:
-            events.append(self._event(kind, worker, detail))
-        return events
+        return [] if kind is None else [self._event(kind, worker, detail)]
 
     def unregister(self, tag: str, replica_id: str | None = None) -> list[RegistryEvent]:
         """Mark one worker of ``tag`` (or all of them) stopped."""

@@ -21,7 +21,7 @@ BACKOFF_FIRST_S = 1.0
 class RegistryLink(Protocol):
     """How a worker reaches the registry (a Ray actor in the platform)."""
 
-    async def heartbeat(self, tag: str, hb: Heartbeat) -> None: ...
+    async def heartbeat(self, tag: str, hb: Heartbeat) -> object: ...
 
     async def unregister(self, tag: str, replica_id: str) -> object: ...
 
@@ -39,7 +39,6 @@ class HeartbeatLoop:
         self.on_latency = on_latency
         self.rng = rng or random.Random()
         self.failures = 0  # in a row
-        self.sent = 0
 
     async def step(self) -> float:
         """Send one heartbeat; return how long to wait before the next one."""
@@ -59,7 +58,6 @@ class HeartbeatLoop:
         if self.failures:
             log.info("registry_reachable_again", tag=self.tag, after_failures=self.failures)
         self.failures = 0
-        self.sent += 1
         return self.interval_s
 
     async def run_forever(self) -> None:

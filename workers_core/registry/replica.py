@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 from datetime import UTC, datetime
 
@@ -54,7 +55,7 @@ class ReplicaPresence:
             link, consumer.queue, self.heartbeat,
             interval_s=settings.registry_heartbeat_interval_s,
             backoff_max_s=settings.registry_backoff_max_s,
-            on_latency=self._observe_latency,
+            on_latency=functools.partial(heartbeat_latency, consumer.queue),  # no-op outside Ray
         )
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -62,9 +63,8 @@ class ReplicaPresence:
     def for_pool(cls, settings: Settings, consumer: QueueConsumer) -> ReplicaPresence:
         """The Ray version: the registry actor as link, the replica's actor as endpoint."""
         from workers_core.registry.actor import RayRegistryLink
-        presence = cls(settings, consumer, RayRegistryLink(settings), node=_node(),
-                       health_endpoint=f"ray://serve/{consumer.consumer}")
-        return presence
+        return cls(settings, consumer, RayRegistryLink(settings), node=_node(),
+                   health_endpoint=f"ray://serve/{consumer.consumer}")
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -108,6 +108,3 @@ class ReplicaPresence:
         except Exception as exc:
             log.warning("unregister_failed", queue=self.consumer.queue,
                         error=type(exc).__name__)
-
-    def _observe_latency(self, seconds: float) -> None:
-        heartbeat_latency(self.consumer.queue, seconds)  # a no-op outside Ray
