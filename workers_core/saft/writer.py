@@ -73,6 +73,12 @@ def _add(parent: etree._Element, tag: str, text: object | None = None) -> etree.
     return child
 
 
+def _opt(parent: etree._Element, tag: str, value: object | None) -> None:
+    """``tag`` only when there is a value: the XSD's optional elements."""
+    if value is not None:
+        _add(parent, tag, value)
+
+
 def _text(value: object) -> str:
     if isinstance(value, Decimal):
         return format(value, "f")
@@ -102,8 +108,7 @@ def _address(parent: etree._Element, tag: str, a: Address) -> None:
         ("Region", a.region),
         ("Country", a.country),
     ):
-        if value is not None:
-            _add(el, name, value)
+        _opt(el, name, value)
 
 
 def _balances(parent: etree._Element, debit: Decimal, credit: Decimal, when: str) -> None:
@@ -118,10 +123,8 @@ def _tax(parent: etree._Element, tag: str, tax: Tax, currency: str) -> None:
     el = _add(parent, tag)
     _add(el, "TaxType", tax.tax_type)
     _add(el, "TaxCode", tax.tax_code)
-    if tax.percentage is not None:
-        _add(el, "TaxPercentage", tax.percentage)
-    if tax.base is not None:
-        _add(el, "TaxBase", tax.base)
+    _opt(el, "TaxPercentage", tax.percentage)
+    _opt(el, "TaxBase", tax.base)
     _amount(el, "TaxAmount", tax.amount, currency)
 
 
@@ -236,20 +239,14 @@ def movement_type_element(m: MovementType) -> etree._Element:
     return el
 
 
-def _optional(el: etree._Element, pairs: tuple[tuple[str, object | None], ...]) -> None:
-    for tag, value in pairs:
-        if value is not None:
-            _add(el, tag, value)
-
-
 def stock_entry_element(e: StockEntry) -> etree._Element:
     el = etree.Element("PhysicalStockEntry")
     _add(el, "WarehouseID", e.warehouse_id)
-    _optional(el, (("LocationID", e.location_id),))
+    _opt(el, "LocationID", e.location_id)
     _add(el, "ProductCode", e.product_code)
-    _optional(el, (("StockAccountNo", e.stock_account),))
+    _opt(el, "StockAccountNo", e.stock_account)
     _add(el, "ProductType", e.product_type)
-    _optional(el, (("ProductStatus", e.product_status),))
+    _opt(el, "ProductStatus", e.product_status)
     for tag, value in (
         ("StockAccountCommodityCode", e.commodity_code),
         ("OwnerID", e.owner_id),
@@ -272,7 +269,7 @@ def stock_movement_element(m: StockMovement, currency: str) -> etree._Element:
     el = etree.Element("StockMovement")
     _add(el, "MovementReference", m.reference)
     _add(el, "MovementDate", m.date)
-    _optional(el, (("MovementPostingDate", m.posting_date),))
+    _opt(el, "MovementPostingDate", m.posting_date)
     _add(el, "MovementType", m.movement_type)
     if m.document_type is not None and m.document_number is not None:
         document = _add(el, "DocumentReference")
@@ -282,18 +279,18 @@ def stock_movement_element(m: StockMovement, currency: str) -> etree._Element:
         ln = _add(el, "StockMovementLine")
         _add(ln, "LineNumber", line.line_number)
         _add(ln, "AccountID", line.account_id)
-        _optional(ln, (("TransactionID", line.transaction_id),))
+        _opt(ln, "TransactionID", line.transaction_id)
         _add(ln, "CustomerID", line.customer_id)
         _add(ln, "SupplierID", line.supplier_id)
         _add(ln, "ProductCode", line.product_code)
-        _optional(ln, (("StockAccountNo", line.stock_account),))
+        _opt(ln, "StockAccountNo", line.stock_account)
         _add(ln, "Quantity", line.quantity)
         _add(ln, "UnitOfMeasure", line.uom)
         _add(ln, "UOMToUOMPhysicalStockConversionFactor", line.conversion_factor)
         if line.book_value is not None:
             _add(ln, "BookValue", _money(line.book_value))
         _add(ln, "MovementSubType", line.movement_sub_type)
-        _optional(ln, (("MovementComments", line.comments),))
+        _opt(ln, "MovementComments", line.comments)
         for tax in line.taxes:
             _tax(ln, "TaxInformation", tax, currency)
     return el
@@ -313,7 +310,7 @@ def asset_element(a: Asset) -> etree._Element:
     _add(el, "Description", a.description)
     for supplier in a.suppliers:
         _asset_supplier(el, supplier)
-    _optional(el, (("PurchaseOrderDate", a.purchase_order_date),))
+    _opt(el, "PurchaseOrderDate", a.purchase_order_date)
     _add(el, "DateOfAcquisition", a.acquired)
     _add(el, "StartUpDate", a.started)
     valuations = _add(el, "Valuations")
@@ -350,7 +347,7 @@ def asset_transaction_element(t: AssetTransaction) -> etree._Element:
     _add(el, "AssetTransactionID", t.asset_transaction_id)
     _add(el, "AssetID", t.asset_id)
     _add(el, "AssetTransactionType", t.type)
-    _optional(el, (("Description", t.description),))
+    _opt(el, "Description", t.description)
     _add(el, "AssetTransactionDate", t.date)
     if t.supplier is not None:
         _asset_supplier(el, t.supplier)
@@ -358,7 +355,7 @@ def asset_transaction_element(t: AssetTransaction) -> etree._Element:
     valuations = _add(el, "AssetTransactionValuations")
     for v in t.valuations:
         val = _add(valuations, "AssetTransactionValuation")
-        _optional(val, (("AssetValuationType", v.valuation_type),))
+        _opt(val, "AssetValuationType", v.valuation_type)
         _add(val, "AcquisitionAndProductionCostsOnTransaction", _money(v.cost))
         _add(val, "BookValueOnTransaction", _money(v.book_value))
         _add(val, "AssetTransactionAmount", _money(v.amount))
