@@ -282,13 +282,6 @@ class RegesClient:
         """``CommitRead``: move past the result ``read_result`` returned."""
         await self._call("/api/Status/CommitRead", params=self._params)
 
-    async def poll_result(self) -> MessageResult | None:
-        """``PollMessage``: read and move on in one call (lost if not stored after)."""
-        response = await self._call("/api/Status/PollMessage", params=self._params)
-        if response.status_code == 204 or not response.content.strip():
-            return None
-        return parse_result(response.content)
-
 
 def _json_object(response: httpx.Response) -> dict[str, Any]:
     try:
