@@ -1,6 +1,6 @@
 """What the SPV task modules (e-Factura, e-Transport) share: Redis and one ANAF client per
 replica, made on first use, so a platform without ANAF credentials still starts and its jobs
-fail saying why."""
+fail saying why. The REGES tasks use the same base with their own client and health check."""
 
 from __future__ import annotations
 

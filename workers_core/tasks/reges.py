@@ -14,7 +14,6 @@ import hashlib
 from typing import Any, Self
 from uuid import UUID
 
-import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from workers_core.efactura.schemas import schemas_root
@@ -27,7 +26,8 @@ from workers_core.reges.model import RegesMessage
 from workers_core.reges.results import RECORD_TTL_S, MessageStatus, ResultInbox, State
 from workers_core.reges.submission import RegesSubmitter
 from workers_core.reges.validate import MessageIdentity, validate
-from workers_core.tasks.base import Health, JobContext, Resources, Task
+from workers_core.tasks.anaf_spv import SpvTaskBase
+from workers_core.tasks.base import Health, JobContext, Task
 
 QUEUE = "reges"
 
@@ -73,26 +73,19 @@ class StatusPayload(BaseModel):
         return self
 
 
-class _RegesTask:
-    """Mixed in before ``Task``: Redis and one REGES client per replica, made on first use,
-    so a platform without REGES credentials still starts and its jobs say what to set."""
+class _RegesTask(SpvTaskBase[RegesClient]):
+    """Mixed in before ``Task``: Redis and one REGES client per replica, made on first use
+    (``SpvTaskBase``), so a platform without REGES credentials still starts and its jobs say
+    what to set."""
 
-    settings: Any
-    resources = Resources(num_cpus=0.1)
-    concurrency = 4  # waiting on REGES
-
-    async def setup(self) -> None:
-        self.redis: Any = aioredis.from_url(self.settings.redis_url, **self.settings.redis_kwargs())
-
-    @functools.cached_property
-    def client(self) -> RegesClient:
+    def make_client(self, redis: Any) -> RegesClient:
         return RegesClient.from_settings(self.settings)
 
     @functools.cached_property
     def submitter(self) -> RegesSubmitter:
         s = self.settings
         return RegesSubmitter(
-            self.client,
+            self.client(),
             SideEffectLedger(self.redis, s.redis_prefix, RECORD_TTL_S),
             ResultInbox(self.redis, s.redis_prefix, lock_ttl_s=2 * s.reges_timeout_s + 10),
             poll_first_s=s.reges_poll_first_s,
@@ -102,14 +95,9 @@ class _RegesTask:
             lookup_retry_s=s.reges_lookup_retry_s,
         )
 
-    async def close(self) -> None:
-        if "client" in self.__dict__:
-            await self.client.aclose()
-        await self.redis.aclose()
-
     async def health(self) -> Health:
         """REGES's token endpoint answers (5 s), and Redis."""
-        reachable = await self.client.token_endpoint_answers()
+        reachable = await self.client().token_endpoint_answers()
         checks = {"reges": "reachable" if reachable else "token endpoint unreachable"}
         try:
             await self.redis.ping()
@@ -188,7 +176,6 @@ class MessageState(_RegesTask, Task[StatusPayload, MessageStatus]):
     queue = QUEUE
     Payload = StatusPayload
     Result = MessageStatus
-    retry = RetryPolicy(max_attempts=5, backoff_base_s=10, backoff_max_s=600)
 
     async def run(self, payload: StatusPayload, ctx: JobContext) -> MessageStatus:
         inbox = self.submitter.inbox
@@ -198,7 +185,7 @@ class MessageState(_RegesTask, Task[StatusPayload, MessageStatus]):
                 return final
         receipt = payload.receipt_id
         if receipt is None and payload.message_id is not None:
-            await inbox.drain(self.client)  # results name their message: it may be there
+            await inbox.drain(self.client())  # results name their message: it may be there
             receipt = await inbox.receipt_of(payload.message_id)
         if receipt is None:
             return MessageStatus(message_id=payload.message_id)
