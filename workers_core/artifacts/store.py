@@ -8,6 +8,7 @@ import os
 import secrets
 import shutil
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Protocol
@@ -64,32 +65,30 @@ class ArtifactStore(Protocol):
 CHUNK_BYTES = 4 * 1024 * 1024
 
 
-def _file_digest(path: Path) -> tuple[int, str]:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK_BYTES):
-            digest.update(chunk)
-    return path.stat().st_size, digest.hexdigest()
+def _check_size(size: int, max_bytes: int) -> None:
+    if size > max_bytes:
+        raise ArtifactTooLarge(f"artifact is over {max_bytes} bytes", max_bytes=max_bytes)
 
 
 def _file_meta(path: Path, max_bytes: int, content_type: str, filename: str | None,
                ttl_s: int | None) -> ArtifactMeta:
     size = path.stat().st_size
-    if size > max_bytes:
-        raise ArtifactTooLarge(f"artifact is over {max_bytes} bytes", max_bytes=max_bytes)
-    size, sha256 = _file_digest(path)
-    meta = _new_meta(b"", content_type, filename, ttl_s)
-    return meta.model_copy(update={"size": size, "sha256": sha256})
+    _check_size(size, max_bytes)
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK_BYTES):
+            digest.update(chunk)
+    return _new_meta(size, digest.hexdigest(), content_type, filename, ttl_s)
 
 
-def _new_meta(data: bytes, content_type: str, filename: str | None,
+def _new_meta(size: int, sha256: str, content_type: str, filename: str | None,
               ttl_s: int | None) -> ArtifactMeta:
     now = time.time()
     return ArtifactMeta(
         id="art_" + secrets.token_hex(12),
         content_type=content_type or "application/octet-stream",
-        size=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
+        size=size,
+        sha256=sha256,
         filename=filename,
         created_at=datetime.fromtimestamp(now, UTC),
         expires_at=datetime.fromtimestamp(now + ttl_s, UTC) if ttl_s else None,
@@ -124,11 +123,9 @@ class RedisArtifactStore:
 
     async def put(self, data: bytes, content_type: str, filename: str | None = None,
                   ttl_s: int | None = None) -> ArtifactMeta:
-        if len(data) > self.max_bytes:
-            raise ArtifactTooLarge(f"artifact is over {self.max_bytes} bytes",
-                                   max_bytes=self.max_bytes)
+        _check_size(len(data), self.max_bytes)
         ttl = ttl_s or self.default_ttl_s
-        meta = _new_meta(data, content_type, filename, ttl)
+        meta = _new_meta(len(data), hashlib.sha256(data).hexdigest(), content_type, filename, ttl)
         data_key, meta_key = self._keys(meta.id)
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
@@ -226,19 +223,20 @@ class FilesystemArtifactStore:
 
     async def put(self, data: bytes, content_type: str, filename: str | None = None,
                   ttl_s: int | None = None) -> ArtifactMeta:
-        if len(data) > self.max_bytes:
-            raise ArtifactTooLarge(f"artifact is over {self.max_bytes} bytes",
-                                   max_bytes=self.max_bytes)
-        meta = _new_meta(data, content_type, filename, ttl_s or self.default_ttl_s)
-        await asyncio.to_thread(self._write, meta, data)
+        _check_size(len(data), self.max_bytes)
+        meta = _new_meta(len(data), hashlib.sha256(data).hexdigest(), content_type, filename,
+                         ttl_s or self.default_ttl_s)
+        await asyncio.to_thread(self._write, meta, lambda tmp: tmp.write_bytes(data))
         return meta
 
-    def _write(self, meta: ArtifactMeta, data: bytes) -> None:
+    def _write(self, meta: ArtifactMeta, fill: Callable[[Path], object]) -> None:
+        """The data (``fill`` writes it to a temporary path), then the meta."""
         self.root.mkdir(parents=True, exist_ok=True)
         data_path, meta_path = self._paths(meta.id)
-        for path, body in ((data_path, data), (meta_path, meta.model_dump_json().encode())):
+        body = meta.model_dump_json().encode()
+        for path, write in ((data_path, fill), (meta_path, lambda tmp: tmp.write_bytes(body))):
             tmp = path.with_name(path.name + ".tmp")
-            tmp.write_bytes(body)
+            write(tmp)
             os.replace(tmp, path)  # readers never see half a file
 
     async def meta(self, artifact_id: str) -> ArtifactMeta:
@@ -268,18 +266,8 @@ class FilesystemArtifactStore:
                        ttl_s: int | None = None) -> ArtifactMeta:
         meta = await asyncio.to_thread(_file_meta, path, self.max_bytes, content_type,
                                        filename, ttl_s or self.default_ttl_s)
-        await asyncio.to_thread(self._copy_in, meta, path)
+        await asyncio.to_thread(self._write, meta, lambda tmp: shutil.copyfile(path, tmp))
         return meta
-
-    def _copy_in(self, meta: ArtifactMeta, source: Path) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        data_path, meta_path = self._paths(meta.id)
-        tmp = data_path.with_name(data_path.name + ".tmp")
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, data_path)  # readers never see half a file
-        tmp = meta_path.with_name(meta_path.name + ".tmp")
-        tmp.write_bytes(meta.model_dump_json().encode())
-        os.replace(tmp, meta_path)
 
     async def get_to_file(self, artifact_id: str, path: Path) -> ArtifactMeta:
         meta = await self.meta(artifact_id)
