@@ -52,10 +52,13 @@ class QueueOverrides(BaseModel):
         return self
 
 
+RATE_PATTERN = r"\s*\d+\s*/\s*\d*\s*[smhd]\s*"  # "500/s", "5/10m": what ratelimit.Rate parses
+
+
 class SubmitRate(BaseModel):
     """A per-subject submission limit: jobs per period ("500/s") and the burst allowed."""
 
-    rate: str = Field(pattern=r"^\s*\d+\s*/\s*\d*\s*[smhd]\s*$")
+    rate: str = Field(pattern=f"^{RATE_PATTERN}$")
     burst: int = Field(default=10_000, ge=1)
 
 
@@ -281,7 +284,7 @@ class Settings(BaseSettings):
     auth_jwt_leeway_s: float = Field(default=30.0, ge=0, le=300)
     audit_maxlen: int = Field(default=100_000, gt=0)
     submit_rate_limit: str | None = Field(
-        default="1000/s", pattern=r"^(\s*\d+\s*/\s*\d*\s*[smhd]\s*)?$",
+        default="1000/s", pattern=f"^({RATE_PATTERN})?$",
         description="Jobs per client (token sub, or IP when anonymous); empty: no limit.")
     submit_rate_burst: int = Field(default=10_000, ge=1)
     submit_rate_overrides: dict[str, SubmitRate] = Field(
