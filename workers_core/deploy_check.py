@@ -83,13 +83,10 @@ class DeploymentValidator:
         yield self.check_echo()
         yield from self.check_workers()
 
-    def _get(self, path: str, **kwargs: Any) -> httpx.Response:
-        return self.http.get(path, **kwargs)
-
     def check_api(self) -> Check:
         try:
             started = time.monotonic()
-            resp = self._get("/healthz")
+            resp = self.http.get("/healthz")
         except httpx.HTTPError as exc:
             return Check(name="api", outcome=Outcome.FAIL,
                          detail=f"nothing answers at {self.http.base_url}: {_describe(exc)}")
@@ -102,7 +99,7 @@ class DeploymentValidator:
     def check_ready(self) -> Iterator[Check]:
         """Redis, then each pool (the queues deployed are the pools /readyz probes)."""
         try:
-            resp = self._get("/readyz")
+            resp = self.http.get("/readyz")
             body = resp.json()
             checks: dict[str, str] = dict(body["checks"])
         except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
@@ -118,7 +115,7 @@ class DeploymentValidator:
 
     def check_queues(self) -> Iterator[Check]:
         try:
-            resp = self._get("/v1/queues")
+            resp = self.http.get("/v1/queues")
             resp.raise_for_status()
             stats = {q["queue"]: q for q in resp.json()}
         except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
@@ -138,7 +135,7 @@ class DeploymentValidator:
 
     def check_tasks(self) -> Check:
         try:
-            resp = self._get("/v1/tasks")
+            resp = self.http.get("/v1/tasks")
             resp.raise_for_status()
             tasks = {t["name"]: t["queue"] for t in resp.json()}
         except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
@@ -177,7 +174,7 @@ class DeploymentValidator:
     def _wait(self, job_id: str, deadline: float) -> dict[str, Any]:
         while True:
             left = deadline - time.monotonic()
-            resp = self._get(f"/v1/jobs/{job_id}", params={"wait": max(0.0, min(left, 10.0))},
+            resp = self.http.get(f"/v1/jobs/{job_id}", params={"wait": max(0.0, min(left, 10.0))},
                              timeout=(self.http.timeout.read or 10.0) + min(max(left, 0), 10.0))
             resp.raise_for_status()
             job: dict[str, Any] = resp.json()
@@ -187,7 +184,7 @@ class DeploymentValidator:
     def check_workers(self) -> Iterator[Check]:
         """A healthy registered worker per queue; the outside services their checks name."""
         try:
-            resp = self._get("/v1/workers")
+            resp = self.http.get("/v1/workers")
         except httpx.HTTPError as exc:
             yield Check(name="workers", outcome=Outcome.FAIL, detail=_describe(exc))
             return
