@@ -224,22 +224,19 @@ def _pool_state(q: QueueStats) -> None:
                f"replicas {q.replicas} (min {q.min_replicas}, max {q.max_replicas})")
 
 
-@queues.command("drain")
-@click.argument("queue")
-@click.pass_context
-def queues_drain(ctx: click.Context, queue: str) -> None:
-    """Stop the pool taking new jobs; in-flight jobs finish (needs ops:admin)."""
-    with _client(ctx) as wc:
-        _pool_state(wc.drain(queue))
+def _pool_command(name: str, doc: str, action: Callable[[WorkersClient, str], QueueStats]
+                  ) -> None:
+    @queues.command(name=name, help=doc)
+    @click.argument("queue")
+    @click.pass_context
+    def command(ctx: click.Context, queue: str) -> None:
+        with _client(ctx) as wc:
+            _pool_state(action(wc, queue))
 
 
-@queues.command("resume")
-@click.argument("queue")
-@click.pass_context
-def queues_resume(ctx: click.Context, queue: str) -> None:
-    """Undo `drain` (needs ops:admin)."""
-    with _client(ctx) as wc:
-        _pool_state(wc.resume(queue))
+_pool_command("drain", "Stop the pool taking new jobs; in-flight jobs finish (needs ops:admin).",
+              WorkersClient.drain)
+_pool_command("resume", "Undo `drain` (needs ops:admin).", WorkersClient.resume)
 
 
 @queues.command("scale")
