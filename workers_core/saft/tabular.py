@@ -11,6 +11,7 @@ already has ``lines`` is one record.
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -32,6 +33,8 @@ GROUPED_BY: dict[InputKind, str] = {
 # Records with lists of structures below their lines: no flat form, JSON Lines or nested
 # Parquet only.
 NESTED_ONLY: frozenset[InputKind] = frozenset({"assets", "asset_transactions"})
+# Lines with a list of taxes: a row carries one, as ``line.tax.*`` columns.
+ONE_TAX_PER_ROW: frozenset[InputKind] = frozenset({"transactions", "stock_movements"})
 PARQUET_BATCH_ROWS = 4096
 PARQUET_MAGIC = b"PAR1"
 
@@ -77,7 +80,7 @@ def grouped(rows: Iterator[tuple[int, dict[str, Any]]], kind: InputKind,
         if not isinstance(line, dict):
             raise SaftInputError(f"{where}: a {kind} row needs its line's columns "
                                  f"({LINE}.account_id, ...)", file=str(path), line=number)
-        if kind in ("transactions", "stock_movements") and "tax" in line:  # one per row
+        if kind in ONE_TAX_PER_ROW and "tax" in line:
             line["taxes"] = [line.pop("tax")]
         if record is not None and fields == parent:
             record["lines"].append(line)
@@ -149,11 +152,11 @@ def flatten(record: Mapping[str, Any], kind: InputKind) -> Iterator[dict[str, An
     parent = {k: v for k, v in fields.items() if not k.startswith("lines")}
     for line in record["lines"]:
         line = dict(line)
-        if kind in ("transactions", "stock_movements"):
+        if kind in ONE_TAX_PER_ROW:
             taxes = line.pop("taxes", None) or []
             if len(taxes) > 1:
                 raise SaftInputError(f"{kind}: a table row carries one tax; "
-                                     f"{record.get('transaction_id')} has {len(taxes)}")
+                                     f"{record.get(GROUPED_BY[kind])} has {len(taxes)}")
             if taxes:
                 line["tax"] = taxes[0]
         yield {**parent, **_dotted(line, LINE + ".")}
@@ -204,8 +207,6 @@ def write_table(path: Path, fmt: TableFormat, rows: Iterator[dict[str, Any]],
 def convert_jsonl(source: Path, target: Path, fmt: TableFormat, kind: InputKind) -> int:
     """A ``<kind>.jsonl`` as CSV or Parquet rows: two passes (the columns, then the rows),
     one record in memory at a time. Returns the number of rows written."""
-    import json
-
     def records() -> Iterator[dict[str, Any]]:
         with source.open("rb") as lines:
             for raw in lines:
