@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -11,7 +10,7 @@ import httpx
 
 from workers_core.events.destinations import DestinationPolicy
 from workers_core.httputil import retry_after_s
-from workers_core.integrations.netguard import BlockedUrl, FetchFailed
+from workers_core.integrations.netguard import BlockedUrl, FetchFailed, pinned_client
 
 USER_AGENT = "workers-core-webhooks/1"
 
@@ -42,12 +41,7 @@ class WebhookSender:
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.policy = policy
         self.timeout_s = timeout_s
-        # No keep-alive: connections are keyed by IP and one opened with a host's SNI must
-        # never carry another host's request. No proxies or .netrc from the environment.
-        self._client = httpx.AsyncClient(
-            transport=transport, verify=ssl.create_default_context(), trust_env=False,
-            follow_redirects=False, timeout=timeout_s,
-            limits=httpx.Limits(max_keepalive_connections=0))
+        self._client = pinned_client(timeout_s, transport)
 
     async def post(self, url: str, headers: Mapping[str, str], body: bytes) -> SendResult:
         started = time.monotonic()
@@ -61,10 +55,8 @@ class WebhookSender:
             return SendResult(None, f"blocked: {exc.message}", took(), blocked=True)
         except FetchFailed as exc:
             return SendResult(None, exc.message, took())
-        extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-        request = self._client.build_request(
-            "POST", target.pinned_url(), content=body, extensions=extensions,
-            headers={**headers, "host": target.host_header(), "user-agent": USER_AGENT})
+        request = target.request(self._client, "POST", {**headers, "user-agent": USER_AGENT},
+                                 content=body)
         try:
             response = await self._client.send(request)
         except httpx.HTTPError as exc:

@@ -111,6 +111,24 @@ def normalize_host(host: str) -> str:
         raise BlockedUrl(f"host {host!r} is not a valid host name") from None
 
 
+def split_url(url: str) -> tuple[SplitResult, str, int]:
+    """(parts, normalised host, port) of an http(s) URL without credentials: the checks
+    every outbound policy makes before its own, none of which needs DNS."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise BlockedUrl(f"malformed URL {url[:200]!r}: {exc}") from None
+    scheme = parts.scheme.lower()
+    if scheme not in SCHEMES:
+        raise BlockedUrl(f"scheme {scheme + ':'!r} is never fetched (only http and https)")
+    if parts.username is not None or parts.password is not None:
+        raise BlockedUrl("URLs with credentials are refused")
+    if not parts.hostname:
+        raise BlockedUrl(f"URL {url[:200]!r} has no host")
+    return parts, normalize_host(parts.hostname), port or (443 if scheme == "https" else 80)
+
+
 async def system_resolver(host: str, port: int) -> list[str]:
     """Every address the system resolver gives for ``host`` (A and AAAA)."""
     loop = asyncio.get_running_loop()
@@ -157,6 +175,25 @@ class Target:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return host if self.port == default else f"{host}:{self.port}"
 
+    def request(self, client: httpx.AsyncClient, method: str, headers: Mapping[str, str],
+                content: bytes | None = None) -> httpx.Request:
+        """A request to the checked address, the host name in ``Host`` and in TLS SNI."""
+        extensions = {"sni_hostname": self.host} if self.scheme == "https" else {}
+        return client.build_request(method, self.pinned_url(), content=content,
+                                    headers={**headers, "host": self.host_header()},
+                                    extensions=extensions)
+
+
+def pinned_client(timeout_s: float,
+                  transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    """The client for ``Target.request``: no keep-alive (the pool is keyed by IP, and a
+    connection opened with one host's SNI must never carry another host's request), no
+    proxies or .netrc from the environment, redirects left to the caller."""
+    return httpx.AsyncClient(
+        transport=transport, verify=ssl.create_default_context(), trust_env=False,
+        follow_redirects=False, timeout=timeout_s,
+        limits=httpx.Limits(max_keepalive_connections=0))
+
 
 class UrlPolicy:
     """Which URLs a render may load: allowlisted hosts whose addresses are all public."""
@@ -167,22 +204,10 @@ class UrlPolicy:
 
     def check_syntax(self, url: str) -> tuple[SplitResult, str, int]:
         """Scheme, credentials and host name checks that need no DNS."""
-        try:
-            parts = urlsplit(url)
-            port = parts.port
-        except ValueError as exc:
-            raise BlockedUrl(f"malformed URL {url[:200]!r}: {exc}") from None
-        scheme = parts.scheme.lower()
-        if scheme not in SCHEMES:
-            raise BlockedUrl(f"scheme {scheme + ':'!r} is never fetched (only http and https)")
-        if parts.username is not None or parts.password is not None:
-            raise BlockedUrl("URLs with credentials are refused")
-        if not parts.hostname:
-            raise BlockedUrl(f"URL {url[:200]!r} has no host")
-        host = normalize_host(parts.hostname)
+        parts, host, port = split_url(url)
         if host not in self.allowed_hosts:
             raise BlockedUrl(f"host {host!r} is not in WORKERS_PDF_ALLOWED_HOSTS", host=host)
-        return parts, host, port or (443 if scheme == "https" else 80)
+        return parts, host, port
 
     async def check(self, url: str) -> Target:
         """Resolve and check every address; the first one is what ``fetch`` connects to."""
@@ -218,13 +243,7 @@ class GuardedFetcher:
         self.max_redirects = max_redirects
         self.max_bytes = max_bytes
         self._parallel = asyncio.Semaphore(max_parallel)
-        # No keep-alive: the pool is keyed by IP, and a connection opened with one host's SNI
-        # must never carry another host's request. No proxies or .netrc from the environment.
-        self._client = httpx.AsyncClient(
-            transport=transport, verify=ssl.create_default_context(), trust_env=False,
-            follow_redirects=False, timeout=timeout_s,
-            limits=httpx.Limits(max_keepalive_connections=0),
-        )
+        self._client = pinned_client(timeout_s, transport)
 
     async def fetch(self, url: str, method: str = "GET",
                     headers: Mapping[str, str] | None = None) -> Fetched:
@@ -252,10 +271,7 @@ class GuardedFetcher:
 
     async def _get(self, target: Target, method: str,
                    headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
-        extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-        request = self._client.build_request(
-            method, target.pinned_url(), headers={**headers, "host": target.host_header()},
-            extensions=extensions)
+        request = target.request(self._client, method, headers)
         try:
             response = await self._client.send(request, stream=True)
         except httpx.HTTPError as exc:
