@@ -30,7 +30,7 @@ from workers_core.security.audit import AuditLog
 from workers_core.security.scopes import ANONYMOUS, Principal
 from workers_core.security.scopes import Scope as AuthScope
 from workers_core.security.submit_quota import SubmissionQuota, SubmissionRateExceeded
-from workers_core.security.tokens import InvalidToken, TokenVerifier
+from workers_core.security.tokens import InvalidToken, TokenVerifier, configured_key_sources
 
 log = structlog.get_logger("workers_core.auth")
 
@@ -45,10 +45,6 @@ class BearerAuth:
     def __init__(self, verifier: TokenVerifier | None) -> None:
         self.verifier = verifier
 
-    @property
-    def enabled(self) -> bool:
-        return self.verifier is not None
-
     def __call__(self, authorization: str | None) -> Principal:
         if self.verifier is None:
             return ANONYMOUS
@@ -58,17 +54,11 @@ class BearerAuth:
         return self.verifier.verify(token.strip())
 
 
-def _has_key(settings: Settings) -> bool:
-    return any(v is not None for v in (
-        settings.auth_jwt_secret, settings.auth_jwt_secret_file,
-        settings.auth_jwt_public_key_file, settings.auth_jwks_file))
-
-
 def bearer_auth_from_settings(settings: Settings) -> BearerAuth:
     """Auth as configured; disabled auth only on a loopback bind (ConfigError otherwise)."""
     mode = settings.auth_mode
     if mode == "auto":
-        mode = "jwt" if _has_key(settings) else "disabled"
+        mode = "jwt" if configured_key_sources(settings) else "disabled"
     if mode == "jwt":
         return BearerAuth(TokenVerifier.from_settings(settings))
     if not is_loopback_host(settings.http_host):

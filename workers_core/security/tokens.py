@@ -66,17 +66,20 @@ def _jwks_keys(text: str) -> dict[str, Any]:
     return keys
 
 
+_KEY_SOURCES = ("auth_jwt_secret", "auth_jwt_secret_file", "auth_jwt_public_key_file",
+                "auth_jwks_file")
+
+
+def configured_key_sources(settings: Settings) -> list[str]:
+    """The key settings that are set: exactly one is what ``TokenVerifier`` needs."""
+    return [name for name in _KEY_SOURCES if getattr(settings, name) is not None]
+
+
 def _key_ring(settings: Settings) -> _KeyRing:
-    sources = {
-        "auth_jwt_secret": settings.auth_jwt_secret,
-        "auth_jwt_secret_file": settings.auth_jwt_secret_file,
-        "auth_jwt_public_key_file": settings.auth_jwt_public_key_file,
-        "auth_jwks_file": settings.auth_jwks_file,
-    }
-    chosen = [name for name, value in sources.items() if value is not None]
+    chosen = configured_key_sources(settings)
     if len(chosen) != 1:
         raise ConfigError("auth needs exactly one of WORKERS_" + ", WORKERS_".join(
-            n.upper() for n in sources) + f"; set: {', '.join(chosen) or 'none'}")
+            n.upper() for n in _KEY_SOURCES) + f"; set: {', '.join(chosen) or 'none'}")
     try:
         if settings.auth_jwt_secret is not None:
             secret = settings.auth_jwt_secret.get_secret_value()
@@ -123,10 +126,6 @@ class TokenVerifier:
     def from_settings(cls, settings: Settings) -> TokenVerifier:
         return cls(_key_ring(settings), settings.auth_jwt_issuer, settings.auth_jwt_audience,
                    settings.auth_jwt_leeway_s)
-
-    @property
-    def algorithm(self) -> str:
-        return self._keys.algorithm
 
     def verify(self, token: str) -> Principal:
         try:
