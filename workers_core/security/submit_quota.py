@@ -37,6 +37,11 @@ return {'0', tostring(burst - (tat - now) / interval), tostring(tat - now)}
 """
 
 
+def _limit(rate: SubmitRate) -> tuple[float, int]:
+    """(seconds per job, burst) of a configured rate."""
+    return Rate.parse(rate.rate).interval_s, rate.burst
+
+
 class SubmissionRateExceeded(WorkersError):
     """429: this client submitted more jobs than its rate allows; retry after ``after_s``."""
 
@@ -73,8 +78,9 @@ class SubmissionQuota:
                  clock: Clock | None = None) -> None:
         self._redis = redis
         self._keys = keys
-        self._default = default
-        self._overrides = overrides or {}
+        # Parsed once: a rate that cannot be read stops the start, not every request.
+        self._default = _limit(default) if default else None
+        self._overrides = {k: _limit(v) for k, v in (overrides or {}).items()}
         self._clock = clock or SystemClock()
         self._script = redis.register_script(_CHARGE)
 
@@ -86,21 +92,18 @@ class SubmissionQuota:
         return cls(redis, RedisKeys(settings.redis_prefix), default,
                    settings.submit_rate_overrides, clock)
 
-    def rate_for(self, client: str) -> SubmitRate | None:
-        return self._overrides.get(client, self._default)
-
     async def charge(self, client: str, jobs: int) -> QuotaDecision | None:
         """None when this client has no limit; else the decision (jobs counted if allowed)."""
-        limit = self.rate_for(client)
+        limit = self._overrides.get(client, self._default)
         if limit is None:
             return None
-        interval = Rate.parse(limit.rate).interval_s
+        interval_s, burst = limit
         async with redis_errors_as_503():  # a 503 like the store's, not a 500
             wait, remaining, reset = await self._script(
                 keys=[self._keys.submit_quota(client)],
-                args=[repr(self._clock.now()), repr(interval), limit.burst, max(jobs, 1)],
+                args=[repr(self._clock.now()), repr(interval_s), burst, max(jobs, 1)],
             )
         return QuotaDecision(
-            allowed=float(wait) <= 0, retry_after_s=float(wait), limit=limit.burst,
+            allowed=float(wait) <= 0, retry_after_s=float(wait), limit=burst,
             remaining=max(0, math.floor(float(remaining))), reset_s=max(0.0, float(reset)),
         )
