@@ -48,8 +48,7 @@ class FirePlan:
 
     fire_tick: int | None  # the tick to submit (the latest one due), if not too late
     late: bool             # that tick is not the one the schedule was waiting for
-    skipped: int           # missed ticks not fired
-    first_skipped: int | None
+    skipped: int           # missed ticks not fired, from the due tick on
     next_tick: int | None  # None: the schedule has ended
 
 
@@ -66,7 +65,6 @@ def plan_fire(ticks: CronTicks, due_tick: int, now_s: float, grace_s: float) -> 
         fire_tick=latest if on_time else None,
         late=latest != due_tick,
         skipped=skipped,
-        first_skipped=due_tick if skipped else None,
         next_tick=ticks.next_after(max(now_s, latest)),
     )
 
@@ -132,9 +130,9 @@ class Scheduler:
         grace = s.spec.misfire_grace_s or self.settings.schedule_misfire_grace_s
         plan = plan_fire(s.spec.ticks(), tick, now, grace)
         records: list[FireRecord] = []
-        if plan.skipped and plan.first_skipped is not None:
+        if plan.skipped:
             records.append(FireRecord(
-                at=_at(now), kind=FireKind.SKIPPED, tick=_at(plan.first_skipped),
+                at=_at(now), kind=FireKind.SKIPPED, tick=_at(tick),
                 skipped=plan.skipped,
                 detail=f"missed while no scheduler ran (misfire grace {grace} s)"))
         submitted: Submitted | None = None
