@@ -86,13 +86,13 @@ def install_schedule_routes(app: FastAPI, state: GatewayState, resolve: GatewayR
     @app.post("/v1/schedules/{schedule_id}:pause", tags=["schedules"], responses=NOT_FOUND)
     async def pause_schedule(schedule_id: ScheduleId) -> Schedule:
         """Stop firing; ticks while paused are not caught up on resume."""
-        await _set_paused(store, schedule_id, paused=True)
+        await store.set_paused(schedule_id, paused=True)
         return await store.get(schedule_id, 0)
 
     @app.post("/v1/schedules/{schedule_id}:resume", tags=["schedules"], responses=NOT_FOUND)
     async def resume_schedule(schedule_id: ScheduleId) -> Schedule:
         """Fire again from the next tick after now."""
-        await _set_paused(store, schedule_id, paused=False)
+        await store.set_paused(schedule_id, paused=False)
         return await store.get(schedule_id, settings.schedule_preview)
 
     @app.post("/v1/schedules/{schedule_id}:trigger", status_code=202, tags=["schedules"],
@@ -117,16 +117,3 @@ def install_schedule_routes(app: FastAPI, state: GatewayState, resolve: GatewayR
         """Remove it and its history; jobs it already made are untouched."""
         await store.delete(schedule_id)
         return Response(status_code=204)
-
-
-async def _set_paused(store: ScheduleStore, schedule_id: str, paused: bool) -> None:
-    """Compare-and-set, re-read if a replica fired or someone replaced it meanwhile."""
-    for _ in range(10):
-        s = await store.load(schedule_id)
-        if s.paused == paused:
-            return
-        nxt = None if paused else s.spec.ticks().next_after(store.clock.now())
-        if await store.advance(s, nxt if not paused else s.next_fire_s, paused=paused):
-            return
-    raise RuntimeError(f"schedule {schedule_id!r} kept changing; try again")
-

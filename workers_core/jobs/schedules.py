@@ -8,7 +8,6 @@ same tick exactly one advances the schedule.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -424,6 +423,18 @@ class ScheduleStore:
                 self.keys.schedule_fires(s.id)], args=args)
         return bool(done)
 
+    async def set_paused(self, schedule_id: str, paused: bool) -> None:
+        """Pause (next tick kept) or resume (from the next tick after now): compare-and-set,
+        read again if a replica fired or someone replaced it meanwhile."""
+        for _ in range(10):
+            s = await self.load(schedule_id)
+            if s.paused == paused:
+                return
+            nxt = s.next_fire_s if paused else s.spec.ticks().next_after(self.clock.now())
+            if await self.advance(s, nxt, paused=paused):
+                return
+        raise RuntimeError(f"schedule {schedule_id!r} kept changing; try again")
+
     async def record(self, schedule_id: str, job_id: str, record: FireRecord) -> None:
         """A fire outside the cron (``:trigger``): history and last job, next tick unchanged."""
         async with redis_errors_as_503():
@@ -436,6 +447,6 @@ class ScheduleStore:
 def _stored(fields: dict[str, str]) -> StoredSchedule:
     nxt = fields.get("next_fire_at", "")
     return StoredSchedule(
-        id=fields["id"], spec=ScheduleSpec.model_validate(json.loads(fields["spec"])),
+        id=fields["id"], spec=ScheduleSpec.model_validate_json(fields["spec"]),
         generation=fields["generation"], next_fire_s=int(nxt) if nxt else None,
         paused=fields.get("paused") == "1", fields=fields)
