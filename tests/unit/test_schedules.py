@@ -261,6 +261,13 @@ async def test_paused_schedule_does_not_fire_and_resumes_from_the_next_tick(
     assert len(await _job_ids(jobs)) == 1
 
 
+async def test_the_paused_field_follows_pause_and_resume(http: httpx.AsyncClient) -> None:
+    await _create(http, "p", "* * * * *")
+    assert (await http.post("/v1/schedules/p:pause")).json()["paused"] is True
+    assert (await http.get("/v1/schedules/p")).json()["paused"] is True
+    assert (await http.post("/v1/schedules/p:resume")).json()["paused"] is False
+
+
 async def test_trigger_fires_now_and_leaves_the_next_tick(
     http: httpx.AsyncClient, jobs: JobStore
 ) -> None:

@@ -275,7 +275,9 @@ class StoredSchedule:
         tz = zone(self.spec.timezone or "UTC")
         upcoming = self.spec.ticks().upcoming(now_s, preview) if preview and not self.paused else []
         return Schedule(
-            id=self.id, **self.spec.model_dump(), status=status,
+            # The hash's flag, not the spec's: :pause/:resume change only the flag.
+            id=self.id, **self.spec.model_dump(exclude={"paused"}), paused=self.paused,
+            status=status,
             created_at=_dt(f["created_at"]), updated_at=_dt(f["updated_at"]),
             next_fire_at=_dt(str(self.next_fire_s), tz) if self.next_fire_s else None,
             last_tick_at=_dt(f.get("last_tick_at", ""), tz),
