@@ -68,7 +68,7 @@ class InProcessRegistry:
             raise UnknownWorkerTag(f"no worker is registered under {tag!r}", tag=tag)
         return found
 
-    async def report(self, tag: str, hb: Heartbeat) -> WorkerRecord:
+    async def heartbeat(self, tag: str, hb: Heartbeat) -> WorkerRecord:
         return await self.service.heartbeat(tag, hb)
 
     async def unregister(self, tag: str, replica_id: str | None = None) -> int:
